@@ -1,0 +1,75 @@
+# One entry point. `make export` and `make test` set everything up themselves on a fresh machine.
+#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [DATA=dir] [MODEL=gru|lstm|rnn] [OUT=artifacts/NAME]
+#   make test | report | bench | soak | firmware-host | firmware-m4 | test-pi
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+RECIPE ?= synthetic
+DATA ?=
+MODEL ?= gru
+HIDDEN ?= 64
+EPOCHS ?= 30
+OUT ?= artifacts/default
+NAME := $(notdir $(OUT))
+RUN ?= runs/$(NAME)
+REPORT ?= reports/$(NAME)
+DATA_DIR ?= ../shared/data
+SOAK_MINUTES ?= 60
+
+export KWS_DATA_DIR ?= $(abspath $(DATA_DIR))
+
+.PHONY: setup export train artifacts codegen report bench soak test test-fast clean help
+.DEFAULT_GOAL := help
+
+help:
+	@sed -n '1,4p' Makefile
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[edge,train,export,dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+DATA_FLAG := $(if $(DATA),--data $(DATA),)
+
+train: setup
+	$(PY) -m train --recipe $(RECIPE) $(DATA_FLAG) --model $(MODEL) --hidden $(HIDDEN) --epochs $(EPOCHS) --out $(RUN) --force
+
+artifacts: setup
+	@test -f $(RUN)/model.safetensors || $(MAKE) --no-print-directory train
+	$(PY) -m export $(RUN) --out $(OUT) --force
+
+codegen: setup
+	$(PY) -m export codegen --artifacts $(OUT) --out firmware/generated
+
+report: setup
+	$(PY) -m export report $(OUT) --out $(REPORT)
+
+export: train artifacts codegen report
+	@echo "device artifacts in $(OUT), firmware sources in firmware/generated, report in $(REPORT)/report.md"
+
+bench: setup
+	$(PY) -m edge bench --model $(OUT)
+	$(PY) -m edge bench --model $(OUT) --json > $(OUT)/bench.json
+	@echo "written $(OUT)/bench.json"
+
+soak: setup
+	$(PY) -m export soak $(OUT) --minutes $(SOAK_MINUTES)
+
+test: setup
+	$(PY) -m pytest tests
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow"
+
+clean:
+	rm -rf build .cache .pytest_cache firmware/generated
+
+-include firmware/firmware.mk
+-include tests/pi/pi.mk

@@ -1,0 +1,183 @@
+"""Audio input: WAV reading (any PCM/float subtype, any channel count), resampling, int16 conversion.
+
+Everything is streamable: `iter_wav_chunks` reads a file block by block and resamples with carried state,
+so an hour-long file costs the same memory as a second. `load_wav` is the concatenation of the chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edge.errors import AudioError
+
+#: Samples per block read from disk by `iter_wav_chunks`.
+DEFAULT_BLOCK = 16000
+
+
+def _soundfile():
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # pragma: no cover - depends on the installation
+        raise AudioError(f"soundfile (libsndfile) is not available: {exc}") from exc
+    return soundfile
+
+
+class Resampler:
+    """Polyphase windowed-sinc (Kaiser) rational resampler with carried state.
+
+    `process()` may be called with chunks of any size; `flush()` returns the tail. The output of
+    process(a)+process(b)+flush() equals process(a+b)+flush() exactly, and the total length is
+    ceil(n_in * dst / src). The filter has `zero_crossings` sinc lobes per side at the lower of the
+    two Nyquist rates, and the group delay is compensated so the output is time-aligned.
+    """
+
+    def __init__(self, src_rate: int, dst_rate: int, zero_crossings: int = 16, kaiser_beta: float = 8.6):
+        if src_rate <= 0 or dst_rate <= 0:
+            raise AudioError(f"invalid sample rates {src_rate} -> {dst_rate}")
+        g = math.gcd(src_rate, dst_rate)
+        self.up, self.down = dst_rate // g, src_rate // g
+        factor = max(self.up, self.down)
+        length = 2 * zero_crossings * factor + 1
+        self.center = length // 2
+        # Cut-off slightly below the lower Nyquist so the transition band does not alias.
+        cutoff = 0.95 * 0.5 / factor  # cycles per sample at the upsampled rate
+        t = np.arange(length) - self.center
+        h = 2 * cutoff * np.sinc(2 * cutoff * t) * np.kaiser(length, kaiser_beta) * self.up
+        self.taps = -(-length // self.up)
+        padded = np.zeros(self.taps * self.up)
+        padded[:length] = h
+        # table[phase, j] multiplies x[i_max - j] for outputs whose upsampled position has that phase.
+        self.table = padded.reshape(self.taps, self.up).T.copy()
+        self._buffer = np.zeros(0)
+        self._buffer_start = 0  # absolute index of _buffer[0]
+        self._n_in = 0
+        self._n_out = 0
+
+    def _position(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = n * self.down + self.center
+        i_max = m // self.up
+        return i_max, m - i_max * self.up
+
+    def _emit(self, n_stop: int) -> np.ndarray:
+        n = np.arange(self._n_out, n_stop)
+        if len(n) == 0:
+            return np.zeros(0)
+        i_max, phase = self._position(n)
+        idx = i_max[:, None] - np.arange(self.taps)[None, :] - self._buffer_start
+        valid = idx >= 0  # samples before the start of the signal are zeros
+        values = np.where(valid, self._buffer[np.clip(idx, 0, None)], 0.0)
+        out = np.einsum("nj,nj->n", values, self.table[phase])
+        self._n_out = n_stop
+        keep_from = self._position(np.array([n_stop]))[0][0] - self.taps + 1
+        drop = max(0, min(keep_from - self._buffer_start, len(self._buffer)))
+        self._buffer = self._buffer[drop:]
+        self._buffer_start += drop
+        return out
+
+    def _ready(self, n_available: int) -> int:
+        """Number of outputs whose newest needed input index is < n_available."""
+        # largest n with (n*down + center)//up <= n_available - 1
+        limit = (n_available * self.up - 1 - self.center) // self.down + 1
+        return max(limit, self._n_out)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        self._buffer = np.concatenate([self._buffer, x])
+        self._n_in += len(x)
+        if self.up == self.down:
+            self._n_out += len(x)
+            out, self._buffer, self._buffer_start = self._buffer, np.zeros(0), self._n_in
+            return out
+        return self._emit(self._ready(self._n_in))
+
+    def flush(self) -> np.ndarray:
+        total = -(-self._n_in * self.up // self.down)
+        if self.up == self.down or total <= self._n_out:
+            return np.zeros(0)
+        needed = self._position(np.array([total - 1]))[0][0] + 1
+        pad = max(0, needed - self._n_in)
+        self._buffer = np.concatenate([self._buffer, np.zeros(pad)])
+        return self._emit(total)
+
+
+def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Resample a whole float signal (see `Resampler`)."""
+    if src_rate == dst_rate:
+        return np.asarray(x, dtype=np.float64).copy()
+    r = Resampler(src_rate, dst_rate)
+    return np.concatenate([r.process(x), r.flush()])
+
+
+def float_to_int16(x: np.ndarray) -> np.ndarray:
+    """[-1, 1) float -> int16, rounding to nearest and saturating (never truncating)."""
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def _open(path: Path):
+    sf = _soundfile()
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, expected an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    try:
+        handle = sf.SoundFile(str(path))
+    except (RuntimeError, sf.LibsndfileError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: not a readable audio file ({str(exc).splitlines()[0]})") from exc
+    if handle.frames == 0:
+        handle.close()
+        raise AudioError(f"{path}: contains no audio samples")
+    return handle
+
+
+def wav_info(path: Path) -> tuple[int, int, int, str]:
+    """(sample_rate, channels, frames, subtype) of an audio file, validating that it opens."""
+    with _open(path) as f:
+        return f.samplerate, f.channels, f.frames, f.subtype
+
+
+def _is_exact_int16(handle) -> bool:
+    return handle.channels == 1 and handle.subtype == "PCM_16"
+
+
+def iter_wav_chunks(path: Path, target_rate: int, block: int = DEFAULT_BLOCK) -> Iterator[np.ndarray]:
+    """Yield int16 mono chunks at `target_rate` from any WAV/FLAC file, with constant memory.
+
+    16-bit mono files at the target rate are passed through bit-exactly. Everything else is mixed down
+    (mean of the channels), resampled with `Resampler` and rounded to int16. NaN or infinite samples are
+    refused rather than silently turned into something else.
+    """
+    with _open(path) as f:
+        if _is_exact_int16(f) and f.samplerate == target_rate:
+            for data in f.blocks(blocksize=block, dtype="int16", always_2d=True):
+                yield data[:, 0].copy()
+            return
+        resampler = Resampler(f.samplerate, target_rate) if f.samplerate != target_rate else None
+        for data in f.blocks(blocksize=block, dtype="float64", always_2d=True):
+            if not np.all(np.isfinite(data)):
+                raise AudioError(f"{path}: contains NaN or infinite samples")
+            mono = data.mean(axis=1)
+            out = resampler.process(mono) if resampler else mono
+            if len(out):
+                yield float_to_int16(out)
+        if resampler is not None:
+            tail = resampler.flush()
+            if len(tail):
+                yield float_to_int16(tail)
+
+
+def load_wav(path: Path, target_rate: int) -> np.ndarray:
+    """Whole file as int16 mono at `target_rate` (see `iter_wav_chunks`)."""
+    chunks = list(iter_wav_chunks(path, target_rate))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
+    """Write int16 mono PCM."""
+    _soundfile().write(str(path), np.asarray(pcm, dtype=np.int16), rate, subtype="PCM_16")

@@ -1,0 +1,356 @@
+"""`python -m edge run | eval | bench` — the on-device commands (numpy, front end, TFLite interpreter only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from edge.audio import iter_wav_chunks
+from edge.datasets import AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, synthetic_noise
+from edge.detector import StreamingDetector
+from edge.errors import EXIT_USER_ERROR, UserError
+from edge.interpreters import ModelRunner, Runtime, parse_runtime
+from edge.manifest import load_manifest
+from edge.postprocess import PostprocessConfig, clip_decision
+
+VARIANTS = ("int8", "float32", "int16x8")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="artifacts folder from `make export`")
+    p.add_argument("--variant", default="int8", choices=VARIANTS, help="which exported model (default int8)")
+    p.add_argument("--runtime", default="auto", help="auto | litert | tflite-runtime | tf-lite | tflm")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m edge", description="Streaming keyword spotting on the device.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="detect keywords in WAV files, raw stdin audio or a microphone")
+    _common(run)
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument("--wav", nargs="+", type=Path, help="WAV files (each starts from a reset state)")
+    src.add_argument("--stdin", action="store_true", help="raw s16le mono audio at the model's sample rate")
+    src.add_argument("--mic", action="store_true", help="live microphone (needs the sounddevice package)")
+    run.add_argument("--device", default=None, help="microphone device index or name (with --mic)")
+    run.add_argument("--probs", type=Path, help="write frame posteriors [frames, labels] to this .npy file")
+    run.add_argument("--threshold", type=float, help="override the detection threshold for every keyword")
+    run.add_argument("--reset-every", type=float, default=0.0, metavar="SECONDS",
+                     help="optional reset policy: reset the state every N seconds (default: never)")
+    run.add_argument("--seconds", type=float, default=0.0, help="with --mic: stop after this long (0 = until Ctrl-C)")
+    ev = sub.add_parser("eval", help="clip accuracy on a labelled folder, streamed as on a device")
+    _common(ev)
+    ev.add_argument("--data", required=True, type=Path, help="dataset folder")
+    ev.add_argument("--recipe", default="auto", help="auto | " + " | ".join(r.value for r in Recipe))
+    ev.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    ev.add_argument("--carry-state", action="store_true",
+                    help="never reset: clips separated by background audio in one stream")
+    ev.add_argument("--limit", type=int, default=0, help="evaluate at most N clips (0 = all)")
+    be = sub.add_parser("bench", help="per-frame latency, real-time factor, memory; vs the naive window baseline")
+    _common(be)
+    be.add_argument("--seconds", type=float, default=20.0, help="audio to stream (default 20 s)")
+    be.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1: one core)")
+    return parser
+
+
+# ----------------------------------------------------------------------------- run
+def _post_override(det: StreamingDetector, threshold: float | None) -> PostprocessConfig | None:
+    if threshold is None:
+        return None
+    base = det.manifest.postprocess
+    return PostprocessConfig(base.window, threshold, {}, base.refractory)
+
+
+def _emit(ev: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(ev), flush=True)
+    else:
+        src = f"{ev['source']}: " if ev.get("source") else ""
+        print(f"{src}{ev['time']:9.2f} s  {ev['label']:<12} score {ev['score']:.3f}", flush=True)
+
+
+def _stream(det: StreamingDetector, chunks: Iterator[np.ndarray], source: str, as_json: bool,
+            reset_every: float) -> int:
+    count = 0
+    offset = 0.0  # seconds since the start of the source, across policy resets
+    since_reset = 0
+    limit = int(reset_every * det.sample_rate) if reset_every > 0 else 0
+    for chunk in chunks:
+        if limit:
+            while since_reset + len(chunk) >= limit:
+                take = limit - since_reset
+                count += _process(det, chunk[:take], source, as_json, offset)
+                chunk = chunk[take:]
+                offset += det.detector._frame * det.manifest.frontend.hop_ms / 1000  # frames consumed so far
+                det.reset()
+                since_reset = 0
+        since_reset += len(chunk)
+        count += _process(det, chunk, source, as_json, offset)
+    return count
+
+
+def _process(det: StreamingDetector, chunk: np.ndarray, source: str, as_json: bool, offset: float) -> int:
+    events = det.process(chunk)
+    for e in events:
+        d = e.to_dict()
+        d["time"] = round(d["time"] + offset, 4)
+        if source:
+            d["source"] = source
+        _emit(d, as_json)
+    return len(events)
+
+
+def _stdin_chunks(block: int = 1600) -> Iterator[np.ndarray]:
+    buf = b""
+    stream = sys.stdin.buffer
+    while True:
+        data = stream.read(block * 2)
+        if not data:
+            break
+        buf += data
+        usable = len(buf) // 2 * 2
+        yield np.frombuffer(buf[:usable], dtype="<i2").astype(np.int16)
+        buf = buf[usable:]
+
+
+def _mic_chunks(rate: int, device: str | None, seconds: float, stats: dict[str, int]) -> Iterator[np.ndarray]:
+    try:
+        import sounddevice as sd  # optional dependency
+    except (ImportError, OSError) as exc:
+        raise UserError(f"--mic needs the sounddevice package and PortAudio ({exc}); pip install sounddevice") from exc
+    import queue
+
+    q: "queue.Queue[np.ndarray]" = queue.Queue()
+
+    def callback(indata, frames, time_info, status):  # noqa: ARG001 - sounddevice's signature
+        if status.input_overflow:
+            stats["overflows"] += 1
+        q.put(indata[:, 0].copy())
+
+    dev: Any = int(device) if device is not None and str(device).isdigit() else device
+    try:
+        stream = sd.InputStream(samplerate=rate, channels=1, dtype="int16", blocksize=rate // 100,
+                                device=dev, callback=callback)
+    except Exception as exc:  # noqa: BLE001 - PortAudio raises several types for missing devices
+        raise UserError(f"cannot open microphone {device if device is not None else '(default)'}: {exc}") from exc
+    deadline = time.time() + seconds if seconds > 0 else float("inf")
+    with stream:
+        while time.time() < deadline:
+            try:
+                yield q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime), keep_posteriors=bool(args.probs))
+    if args.threshold is not None:
+        if not 0 < args.threshold <= 1:
+            raise UserError("--threshold must be in (0, 1]")
+        det = StreamingDetector(det.manifest, args.variant, parse_runtime(args.runtime),
+                                postprocess=_post_override(det, args.threshold), keep_posteriors=bool(args.probs))
+    if args.probs and args.probs.suffix != ".npy":
+        raise UserError("--probs must name a .npy file")
+    rate = det.sample_rate
+    total = 0
+    posteriors = []
+    if args.wav:
+        for path in args.wav:
+            chunks = iter_wav_chunks(path, rate)
+            det.reset()
+            total += _stream(det, chunks, str(path) if len(args.wav) > 1 else "", args.json, args.reset_every)
+            posteriors.append(det.posterior_array())
+    elif args.stdin:
+        total += _stream(det, _stdin_chunks(), "", args.json, args.reset_every)
+        posteriors.append(det.posterior_array())
+    else:
+        stats = {"overflows": 0}
+        try:
+            total += _stream(det, _mic_chunks(rate, args.device, args.seconds, stats), "", args.json, args.reset_every)
+        except KeyboardInterrupt:
+            pass
+        posteriors.append(det.posterior_array())
+        print(f"microphone input overflows: {stats['overflows']}", file=sys.stderr)
+    if args.probs:
+        np.save(args.probs, np.concatenate(posteriors) if posteriors else np.zeros((0, len(det.labels))))
+    if not args.json:
+        print(f"{total} event(s)", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval
+def _summary(pred: list[int], truth: list[int], labels: list[str]) -> dict[str, Any]:
+    C = len(labels)
+    conf = np.zeros((C, C), dtype=np.int64)
+    for p, t in zip(pred, truth):
+        conf[t, p] += 1
+    return {
+        "accuracy": float(np.trace(conf) / conf.sum()) if conf.sum() else 0.0,
+        "clips": int(conf.sum()),
+        "per_class": {labels[c]: (float(conf[c, c] / conf[c].sum()) if conf[c].sum() else None) for c in range(C)},
+        "confusion": conf.tolist(),
+        "labels": labels,
+    }
+
+
+def evaluate(det: StreamingDetector, pcm: list[np.ndarray], truth: list[int], carry_state: bool,
+             noise: list[np.ndarray] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Stream each clip through the detector and decide per clip with `clip_decision`."""
+    det.keep_posteriors = True
+    post = det.postprocess
+    labels = det.labels
+    pred = []
+    rng = np.random.default_rng(0)
+    tail_frames = 30
+    if carry_state:
+        det.reset()
+    for i, clip in enumerate(pcm):
+        if not carry_state:
+            det.reset()
+            det.process(clip)
+            pred.append(clip_decision(det.posterior_array(), labels, post))
+            continue
+        # background gap (0.5 s) then the clip; decide on the clip's frames and 0.3 s after it
+        gap = np.zeros(det.sample_rate // 2, dtype=np.int16)
+        if noise:
+            src = noise[rng.integers(len(noise))]
+            start = int(rng.integers(0, max(1, len(src) - len(gap))))
+            gap = (src[start : start + len(gap)].astype(np.float64) * 0.1).astype(np.int16)
+        det.process(gap)
+        start_frame = det.frames
+        det.process(np.concatenate([clip, np.zeros(int(0.3 * det.sample_rate), dtype=np.int16)]))
+        pred.append(clip_decision(det.posterior_array()[start_frame:start_frame + len(clip) // 160 + tail_frames], labels, post))
+        if len(det.posteriors) > 10000:  # keep memory flat on long runs
+            keep = det.frames - start_frame
+            det.posteriors = det.posteriors[-keep:] if keep else []
+    return _summary(pred, truth, labels)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime))
+    recipe = auto_recipe(args.data) if args.recipe == "auto" else Recipe(args.recipe) if args.recipe in {r.value for r in Recipe} else None
+    if recipe is None:
+        raise UserError(f"unknown recipe {args.recipe!r}")
+    if not args.data.is_dir():
+        raise UserError(f"{args.data}: no such data folder")
+    keywords = tuple(l for l in det.labels if not l.startswith("_")) if recipe in (Recipe.SPEECH_COMMANDS, Recipe.FOLDER) else None
+    dataset = load_dataset(recipe, args.data, keywords)
+    split = "test" if recipe is Recipe.SC_TEST_SET else args.split
+    cache = AudioCache(det.sample_rate)
+    pcm, truth, _ = evaluation_clips(dataset, split, cache, labels=det.labels)
+    if args.limit:
+        pcm, truth = pcm[: args.limit], truth[: args.limit]
+    if not pcm:
+        raise UserError(f"{args.data}: no clips in split {split!r}")
+    noise = noise_segments([cache.get(p) for p in dataset.noise_files] or synthetic_noise(det.sample_rate, 60.0, 0), split)
+    result = evaluate(det, pcm, truth, args.carry_state, noise)
+    result.update({"variant": args.variant, "runtime": det.model.runtime.value, "split": split,
+                   "recipe": recipe.value, "mode": "carry-state" if args.carry_state else "reset-per-clip"})
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['clips']} clips, {result['mode']}, {args.variant} on {result['runtime']}: "
+              f"accuracy {result['accuracy']:.4f}")
+        for label, acc in result["per_class"].items():
+            print(f"  {label:<12} {'n/a' if acc is None else f'{acc:.3f}'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- bench
+def _pct(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values) * 1e6
+    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99))}
+
+
+def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threads: int) -> dict[str, Any]:
+    det = StreamingDetector(model_dir, variant, runtime, num_threads=threads)
+    rate = det.sample_rate
+    hop = det.manifest.frontend.hop_samples
+    rng = np.random.default_rng(0)
+    pcm = (rng.standard_normal(int(seconds * rate)) * 2000).astype(np.int16)
+    t_fe, t_model, t_post = [], [], []
+    q = det.model.posterior_scale
+    for i in range(0, len(pcm) - hop + 1, hop):
+        a = time.perf_counter()
+        frames = det.frontend.process(pcm[i : i + hop])
+        b = time.perf_counter()
+        for f in frames:
+            raw = det.model.step_raw(f)
+            c = time.perf_counter()
+            det.detector.update(raw.astype(np.int64) - q[1] if q else raw)
+            d = time.perf_counter()
+            t_fe.append(b - a)
+            t_model.append(c - b)
+            t_post.append(d - c)
+    total = [x + y + z for x, y, z in zip(t_fe, t_model, t_post)]
+    out: dict[str, Any] = {
+        "variant": variant, "runtime": det.model.runtime.value, "threads": threads,
+        "frames": len(total), "hop_ms": det.manifest.frontend.hop_ms,
+        "frontend_us": _pct(t_fe), "model_us": _pct(t_model), "postprocess_us": _pct(t_post), "total_us": _pct(total),
+        "real_time_factor": float(np.sum(total) / (len(total) * det.manifest.frontend.hop_ms / 1000)),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "method": ("time.perf_counter around each stage for every 10 ms hop of seeded random audio "
+                   f"({seconds:g} s), one process, {threads} interpreter thread(s); percentiles over frames"),
+    }
+    base = det.manifest.data.get("baseline", {}).get("variants", {})
+    bname = variant if variant in base else ("float32" if "float32" in base else None)
+    if bname:
+        spec = det.manifest.variant(bname, section="baseline")
+        runner = ModelRunner(spec.path.read_bytes(), det.model.runtime, num_threads=threads)
+        inp = spec.input("features")
+        x = np.zeros(inp["shape"], dtype=np.dtype(inp["dtype"]))
+        times = []
+        for _ in range(200):
+            a = time.perf_counter()
+            runner.set_input(inp["position"], x)
+            runner.invoke()
+            times.append(time.perf_counter() - a)
+        naive_model = _pct(times)
+        out["baseline"] = {"variant": bname, "window_frames": det.manifest.data["baseline"]["window_frames"],
+                           "model_us": naive_model,
+                           "method": "the non-streaming model re-run over the last 1 s window every hop (200 timed invokes)"}
+        out["baseline_cost_ratio"] = naive_model["p50"] / out["model_us"]["p50"]
+    return out
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.seconds <= 0:
+        raise UserError("--seconds must be positive")
+    r = bench(args.model, args.variant, parse_runtime(args.runtime), args.seconds, args.threads)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"{r['variant']} on {r['runtime']}, {r['frames']} frames of {r['hop_ms']} ms")
+    for k in ("frontend_us", "model_us", "postprocess_us", "total_us"):
+        v = r[k]
+        print(f"  {k[:-3]:<12} p50 {v['p50']:8.1f} us   p90 {v['p90']:8.1f} us   p99 {v['p99']:8.1f} us")
+    print(f"  real-time factor {r['real_time_factor']:.4f}   peak RSS {r['peak_rss_mb']:.1f} MB")
+    if "baseline" in r:
+        b = r["baseline"]
+        print(f"  naive baseline ({b['variant']} window of {b['window_frames']} frames every hop): "
+              f"p50 {b['model_us']['p50']:.1f} us per hop -> streaming model is {r['baseline_cost_ratio']:.1f}x cheaper")
+    print(f"  method: {r['method']}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "eval": cmd_eval, "bench": cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,310 @@
+"""Dataset layouts and split rules (numpy only; used by training and by `edge eval`): Speech Commands v2 (12- and 35-word tasks, canonical test-set layout), Free Spoken Digit
+Dataset, a folder of WAVs per label, and the offline synthetic recipe. All become a `Dataset`: a list of
+`Clip`s with labels, speakers and splits, plus background-noise recordings.
+
+The data directory is always a parameter (flag, or `KWS_DATA_DIR`), never hard-coded.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.audio import load_wav
+from edge.errors import UserError
+
+SILENCE = "_silence_"
+UNKNOWN = "_unknown_"
+SC_COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+FSDD_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SPLITS = ("train", "validation", "test")
+_MAX_PER_CLASS = 2**27 - 1  # as in the Speech Commands reference `which_set`
+
+
+class Recipe(str, enum.Enum):
+    SPEECH_COMMANDS = "speech_commands"  # 10 words + _silence_ + _unknown_
+    SPEECH_COMMANDS_35 = "speech_commands_35"  # all 35 words + _silence_
+    SC_TEST_SET = "sc_test_set"  # canonical 12-folder test-set layout (evaluation only)
+    FSDD = "fsdd"  # 10 digits + _silence_
+    FOLDER = "folder"  # one folder per label (+ optional _background_noise_)
+    SYNTHETIC = "synthetic"  # espeak-ng keywords generated offline, then read as a folder
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    label: str
+    speaker: str
+    split: str
+
+
+@dataclass
+class Dataset:
+    labels: list[str]
+    clips: list[Clip]
+    noise_files: list[Path] = field(default_factory=list)
+    sample_rate: int = 16000
+
+    def split(self, name: str) -> list[Clip]:
+        return [c for c in self.clips if c.split == name]
+
+    @property
+    def keyword_labels(self) -> list[str]:
+        return [l for l in self.labels if l not in (SILENCE, UNKNOWN)]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Clip counts per split and label (`_silence_` clips are cut from noise later; counted as 0 here)."""
+        out: dict[str, dict[str, int]] = {}
+        for s in SPLITS:
+            c = Counter(clip.label for clip in self.clips if clip.split == s)
+            out[s] = {label: c.get(label, 0) for label in self.labels}
+        return out
+
+
+def data_dir_from_env(value: str | None) -> Path:
+    path = value or os.environ.get("KWS_DATA_DIR")
+    if not path:
+        raise UserError("no data directory: pass --data DIR or set KWS_DATA_DIR")
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"data directory {p} does not exist")
+    return p
+
+
+def speaker_of(path: Path) -> str:
+    """Speaker id from a Speech Commands style name `<speaker>_nohash_<n>.wav` or `<label>_<speaker>_<n>`."""
+    stem = path.stem
+    if "_nohash_" in stem:
+        return re.sub(r"_nohash_.*$", "", stem)
+    return stem.split("_")[0]
+
+
+def split_by_speaker_hash(speaker: str, validation_pct: float = 10.0, testing_pct: float = 10.0) -> str:
+    """The Speech Commands `which_set` rule: a stable split from the speaker's SHA-1."""
+    h = int(hashlib.sha1(speaker.encode("utf-8")).hexdigest(), 16)
+    pct = (h % (_MAX_PER_CLASS + 1)) * (100.0 / _MAX_PER_CLASS)
+    if pct < validation_pct:
+        return "validation"
+    if pct < validation_pct + testing_pct:
+        return "test"
+    return "train"
+
+
+def _read_list(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def _word_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_") and not p.name.startswith("."))
+
+
+def _noise_files(root: Path) -> list[Path]:
+    d = root / "_background_noise_"
+    return sorted(d.glob("*.wav")) if d.is_dir() else []
+
+
+def _sc_layout(root: Path, label_of, labels: list[str]) -> Dataset:
+    """Speech Commands download layout; `label_of(word)` maps a folder to a label or None to skip."""
+    val, test = _read_list(root / "validation_list.txt"), _read_list(root / "testing_list.txt")
+    clips = []
+    for folder in _word_folders(root):
+        label = label_of(folder.name)
+        if label is None:
+            continue
+        for wav in sorted(folder.glob("*.wav")):
+            rel = f"{folder.name}/{wav.name}"
+            if val or test:
+                split = "validation" if rel in val else "test" if rel in test else "train"
+            else:
+                split = split_by_speaker_hash(speaker_of(wav))
+            clips.append(Clip(wav, label, speaker_of(wav), split))
+    if not clips:
+        raise UserError(f"{root}: no WAV files in word folders")
+    return Dataset(labels, clips, _noise_files(root))
+
+
+def load_speech_commands(root: Path, keywords: tuple[str, ...] = SC_COMMANDS) -> Dataset:
+    words = {p.name for p in _word_folders(root)}
+    missing = [w for w in keywords if w not in words]
+    if missing:
+        raise UserError(f"{root}: not a Speech Commands folder (missing word folders {missing})")
+    labels = [SILENCE, UNKNOWN, *keywords]
+    return _sc_layout(root, lambda w: w if w in keywords else UNKNOWN, labels)
+
+
+def load_speech_commands_35(root: Path) -> Dataset:
+    words = tuple(p.name for p in _word_folders(root))
+    if len(words) < 2:
+        raise UserError(f"{root}: not a Speech Commands folder")
+    return _sc_layout(root, lambda w: w, [SILENCE, *words])
+
+
+def load_sc_test_set(root: Path) -> Dataset:
+    """Canonical test-set layout: folders for the ten words, `_unknown_` and `_silence_`; all clips are test."""
+    names = {p.name for p in root.iterdir() if p.is_dir()}
+    if UNKNOWN not in names or SILENCE not in names:
+        raise UserError(f"{root}: not the canonical test-set layout (needs _unknown_ and _silence_ folders)")
+    words = sorted(n for n in names if not n.startswith("_"))
+    labels = [SILENCE, UNKNOWN, *words]
+    clips = [
+        Clip(wav, label, speaker_of(wav), "test")
+        for label in labels
+        for wav in sorted((root / label).glob("*.wav"))
+    ]
+    return Dataset(labels, clips, [])
+
+
+def load_fsdd(root: Path) -> Dataset:
+    rec = root / "recordings" if (root / "recordings").is_dir() else root
+    files = sorted(rec.glob("*_*_*.wav"))
+    if not files:
+        raise UserError(f"{root}: no FSDD recordings (<digit>_<speaker>_<n>.wav)")
+    speakers = sorted({f.stem.split("_")[1] for f in files})
+    if len(speakers) < 3:
+        raise UserError(f"{root}: FSDD needs at least 3 speakers for speaker-disjoint splits, found {speakers}")
+    # Deterministic speaker-disjoint split: order speakers by hash; one for test, one for validation.
+    ordered = sorted(speakers, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+    split_of = {s: "train" for s in ordered}
+    split_of[ordered[-1]] = "test"
+    split_of[ordered[-2]] = "validation"
+    clips = []
+    for f in files:
+        digit, speaker, _ = f.stem.split("_", 2)
+        if not digit.isdigit() or int(digit) > 9:
+            raise UserError(f"{f}: not an FSDD file name")
+        clips.append(Clip(f, FSDD_WORDS[int(digit)], speaker, split_of[speaker]))
+    return Dataset([SILENCE, *FSDD_WORDS], clips, [], sample_rate=8000)
+
+
+def load_folder(root: Path, keywords: tuple[str, ...] | None = None) -> Dataset:
+    """One folder per label. With `keywords`, other folders become `_unknown_`."""
+    folders = [p.name for p in _word_folders(root)]
+    if not folders:
+        raise UserError(f"{root}: no label folders with WAV files")
+    if keywords:
+        missing = [k for k in keywords if k not in folders]
+        if missing:
+            raise UserError(f"{root}: no folder for keywords {missing}")
+        has_unknown = any(f not in keywords for f in folders)
+        labels = [SILENCE, *([UNKNOWN] if has_unknown else []), *keywords]
+        return _sc_layout(root, lambda w: w if w in keywords else UNKNOWN, labels)
+    return _sc_layout(root, lambda w: w, [SILENCE, *folders])
+
+
+def load_dataset(recipe: Recipe, root: Path, keywords: tuple[str, ...] | None = None) -> Dataset:
+    recipe = Recipe(recipe)
+    if recipe is Recipe.SPEECH_COMMANDS:
+        return load_speech_commands(root, keywords or SC_COMMANDS)
+    if recipe is Recipe.SPEECH_COMMANDS_35:
+        return load_speech_commands_35(root)
+    if recipe is Recipe.SC_TEST_SET:
+        return load_sc_test_set(root)
+    if recipe is Recipe.FSDD:
+        return load_fsdd(root)
+    return load_folder(root, keywords)
+
+
+def auto_recipe(root: Path) -> Recipe:
+    """Guess the recipe of a folder for evaluation commands."""
+    names = {p.name for p in root.iterdir() if p.is_dir()}
+    if UNKNOWN in names and SILENCE in names:
+        return Recipe.SC_TEST_SET
+    if (root / "recordings").is_dir():
+        return Recipe.FSDD
+    if set(SC_COMMANDS) <= names:
+        return Recipe.SPEECH_COMMANDS
+    return Recipe.FOLDER
+
+
+# --------------------------------------------------------------------------- audio cache
+class AudioCache:
+    """Decoded int16 clips at the model rate, loaded once per process."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._cache: dict[Path, np.ndarray] = {}
+
+    def get(self, path: Path) -> np.ndarray:
+        if path not in self._cache:
+            self._cache[path] = load_wav(path, self.rate)
+        return self._cache[path]
+
+
+def noise_segments(noise: list[np.ndarray], split: str) -> list[np.ndarray]:
+    """Disjoint parts of each noise recording per split (80/10/10 %), so silence clips never leak."""
+    bounds = {"train": (0.0, 0.8), "validation": (0.8, 0.9), "test": (0.9, 1.0)}[split]
+    out = []
+    for n in noise:
+        a, b = int(len(n) * bounds[0]), int(len(n) * bounds[1])
+        if b - a > 0:
+            out.append(n[a:b])
+    return out
+
+
+def synthetic_noise(rate: int, seconds: float, seed: int) -> list[np.ndarray]:
+    """White, pink and brown noise beds for datasets without `_background_noise_`."""
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    white = rng.standard_normal(n)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+    pink = np.fft.irfft(spectrum / np.sqrt(f), n)
+    brown = np.fft.irfft(spectrum / f, n)
+    out = []
+    for x in (white, pink, brown):
+        x = x / (np.sqrt(np.mean(x**2)) + 1e-12) * 0.05
+        out.append(np.clip(np.rint(x * 32768), -32768, 32767).astype(np.int16))
+    return out
+
+
+def silence_clips(noise: list[np.ndarray], split: str, count: int, rate: int, seed: int) -> list[np.ndarray]:
+    """`count` one-second cuts of background noise at random levels (the `_silence_` class)."""
+    segs = noise_segments(noise, split)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        seg = segs[rng.integers(len(segs))]
+        if len(seg) <= rate:
+            cut = np.pad(seg, (0, rate - len(seg)))
+        else:
+            start = rng.integers(0, len(seg) - rate)
+            cut = seg[start : start + rate]
+        gain = 10 ** (rng.uniform(-30, 0) / 20) if rng.random() > 0.1 else 0.0
+        out.append(np.clip(np.rint(cut * gain), -32768, 32767).astype(np.int16))
+    return out
+
+
+#: Seeds of the `_silence_` cuts added to evaluation splits, so training and `edge eval` score the same clips.
+EVAL_SILENCE_SEED = {"train": 11, "validation": 12, "test": 13}
+
+
+def evaluation_clips(dataset: Dataset, split: str, cache: AudioCache, silence_share: float = 0.1,
+                     labels: list[str] | None = None) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """(pcm per clip, label index per clip, clip names) for one split, plus `_silence_` cuts of that split's
+    background noise (`silence_share` of the clip count) when the label set has `_silence_` and the data has
+    no `_silence_` clips of its own."""
+    labels = labels or dataset.labels
+    index = {l: i for i, l in enumerate(labels)}
+    clips = dataset.split(split)
+    unknown = sorted({c.label for c in clips} - set(index))
+    if unknown:
+        raise UserError(f"labels {unknown} of the data are not labels of the model ({', '.join(labels)})")
+    pcm = [cache.get(c.path) for c in clips]
+    truth = [index[c.label] for c in clips]
+    names = [str(c.path) for c in clips]
+    if SILENCE in index and not any(c.label == SILENCE for c in clips) and clips:
+        noise = [cache.get(p) for p in dataset.noise_files] or synthetic_noise(cache.rate, 60.0, 0)
+        n = max(1, int(len(clips) * silence_share))
+        pcm += silence_clips(noise, split, n, cache.rate, EVAL_SILENCE_SEED[split])
+        truth += [index[SILENCE]] * n
+        names += [f"{SILENCE}/{split}-{i}" for i in range(n)]
+    return pcm, truth, names

@@ -1,0 +1,117 @@
+"""TFLite interpreters behind one small interface.
+
+Preference order for `auto`: ai-edge-litert, then tflite-runtime, then tensorflow.lite. `tflm` is the
+TensorFlow Lite Micro interpreter from the `tflite-micro` package: the reference for what the firmware
+computes. Modules are imported only when a runtime is chosen (never at import time), and tensorflow is
+imported only as the last resort, because tflite-runtime breaks when tensorflow is loaded first.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from typing import Any
+
+import numpy as np
+
+from edge.errors import UserError
+
+
+class Runtime(str, enum.Enum):
+    AUTO = "auto"
+    LITERT = "litert"
+    TFLITE_RUNTIME = "tflite-runtime"
+    TF_LITE = "tf-lite"
+    TFLM = "tflm"
+
+
+_MODULES = {
+    Runtime.LITERT: "ai_edge_litert.interpreter",
+    Runtime.TFLITE_RUNTIME: "tflite_runtime.interpreter",
+    Runtime.TF_LITE: "tensorflow.lite",
+    Runtime.TFLM: "tflite_micro.python.tflite_micro.runtime",
+}
+
+
+def parse_runtime(name: str) -> Runtime:
+    try:
+        return Runtime(name)
+    except ValueError:
+        raise UserError(f"unknown runtime {name!r}; choose one of: {', '.join(r.value for r in Runtime)}") from None
+
+
+def _import(runtime: Runtime):
+    return importlib.import_module(_MODULES[runtime])
+
+
+def available(runtime: Runtime) -> bool:
+    try:
+        _import(runtime)
+    except Exception:  # noqa: BLE001 - any import failure means "not usable here"
+        return False
+    return True
+
+
+def resolve(runtime: Runtime) -> Runtime:
+    if runtime is not Runtime.AUTO:
+        if not available(runtime):
+            raise UserError(f"runtime {runtime.value!r} is not installed ({_MODULES[runtime]} cannot be imported)")
+        return runtime
+    for candidate in (Runtime.LITERT, Runtime.TFLITE_RUNTIME, Runtime.TF_LITE):
+        if available(candidate):
+            return candidate
+    raise UserError("no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)")
+
+
+class ModelRunner:
+    """Set inputs by position, invoke, read outputs by position."""
+
+    def __init__(self, model_bytes: bytes, runtime: Runtime = Runtime.AUTO, num_threads: int = 1,
+                 arena_size: int | None = None) -> None:
+        self.runtime = resolve(runtime)
+        mod = _import(self.runtime)
+        try:
+            if self.runtime is Runtime.TFLM:
+                kwargs = {"arena_size": arena_size} if arena_size else {}
+                self._tflm = mod.Interpreter.from_bytes(model_bytes, **kwargs)
+                self._impl = None
+            else:
+                cls = mod.Interpreter
+                self._impl = cls(model_content=model_bytes, num_threads=num_threads)
+                self._impl.allocate_tensors()
+                self._in = [d["index"] for d in self._impl.get_input_details()]
+                self._out = [d["index"] for d in self._impl.get_output_details()]
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"the interpreter ({self.runtime.value}) rejected the model: {str(exc).splitlines()[0]}") from exc
+
+    def set_input(self, position: int, value: np.ndarray) -> None:
+        if self._impl is None:
+            self._tflm.set_input(value, position)
+        else:
+            self._impl.set_tensor(self._in[position], value)
+
+    def invoke(self) -> None:
+        if self._impl is None:
+            self._tflm.invoke()
+        else:
+            self._impl.invoke()
+
+    def get_output(self, position: int) -> np.ndarray:
+        if self._impl is None:
+            return np.array(self._tflm.get_output(position))
+        return self._impl.get_tensor(self._out[position])
+
+    def reset(self) -> None:
+        if self._impl is None:
+            self._tflm.reset()
+
+
+def runtime_versions() -> dict[str, Any]:
+    out = {}
+    for r, m in _MODULES.items():
+        pkg = m.split(".")[0]
+        try:
+            out[r.value] = importlib.import_module(pkg).__version__ if r is not Runtime.TF_LITE else "n/a"
+        except Exception:  # noqa: BLE001
+            continue
+    return out

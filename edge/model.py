@@ -1,0 +1,99 @@
+"""One streaming model step per feature frame, with the recurrent state carried in one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.errors import ManifestError
+from edge.frontend import features_to_float
+from edge.interpreters import ModelRunner, Runtime
+from edge.manifest import Manifest, VariantSpec
+from edge.quant import quantize_features
+
+
+@dataclass
+class ModelState:
+    """The recurrent state exactly as the model stores it (int8/int16 for quantized variants)."""
+
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def copy(self) -> "ModelState":
+        return ModelState({k: v.copy() for k, v in self.tensors.items()})
+
+
+class StreamingModel:
+    """Feeds uint16 front-end frames to a TFLite streaming model, one invoke per frame."""
+
+    def __init__(self, manifest: Manifest, variant: str = "int8", runtime: Runtime = Runtime.AUTO,
+                 num_threads: int = 1) -> None:
+        self.manifest = manifest
+        self.spec: VariantSpec = manifest.variant(variant)
+        self.variant = variant
+        data = self.spec.path.read_bytes()
+        arena = self.spec.raw.get("tflm_arena_bytes")
+        self.runner = ModelRunner(data, runtime, num_threads=num_threads,
+                                  arena_size=int(arena * 1.25) + 4096 if arena else None)
+        self.runtime = self.runner.runtime
+        self._features = self.spec.input("features")
+        self._probs = self.spec.output("probs")
+        self._pairs = [(self.spec.input(a), self.spec.output(b)) for a, b in manifest.state_pairs]
+        for a, b in self._pairs:
+            if (a["scale"], a["zero_point"]) != (b["scale"], b["zero_point"]):
+                raise ManifestError(f"{self.spec.path}: state {a['name']} input and output quantization differ")
+        self.io_dtype = self._features["dtype"]
+        fq = self.spec.feature_quantizer
+        if self.io_dtype != "float32" and not fq:
+            raise ManifestError(f"{self.spec.path}: quantized model without a feature_quantizer in the manifest")
+        self.state = self.initial_state()
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self) -> ModelState:
+        """Zero state, expressed in the model's own quantization (q = zero point)."""
+        out = {}
+        for a, _ in self._pairs:
+            dtype = np.dtype(a["dtype"])
+            zp = a["zero_point"] or 0
+            out[a["name"]] = np.full(a["shape"], zp, dtype=dtype)
+        return ModelState(out)
+
+    def reset(self) -> None:
+        self.state = self.initial_state()
+        self.runner.reset()
+
+    def dequantized_state(self) -> dict[str, np.ndarray]:
+        out = {}
+        for a, _ in self._pairs:
+            q = self.state.tensors[a["name"]].astype(np.float64)
+            out[a["name"]] = q if a["scale"] is None else (q - a["zero_point"]) * a["scale"]
+        return out
+
+    # ------------------------------------------------------------------ step
+    def model_input(self, frame_u16: np.ndarray) -> np.ndarray:
+        if self.io_dtype == "float32":
+            return features_to_float(frame_u16.reshape(1, -1))
+        fq = self.spec.feature_quantizer
+        return quantize_features(frame_u16.reshape(1, -1), fq["scale"], fq["zero_point"], self.io_dtype)
+
+    def step_raw(self, frame_u16: np.ndarray) -> np.ndarray:
+        """One frame; returns the raw posterior tensor (int8/int16/float) and carries the state."""
+        self.runner.set_input(self._features["position"], self.model_input(frame_u16))
+        for a, _ in self._pairs:
+            self.runner.set_input(a["position"], self.state.tensors[a["name"]])
+        self.runner.invoke()
+        for a, b in self._pairs:
+            self.state.tensors[a["name"]] = self.runner.get_output(b["position"]).copy()
+        return self.runner.get_output(self._probs["position"]).reshape(-1).copy()
+
+    @property
+    def posterior_scale(self) -> tuple[float, int] | None:
+        p = self._probs
+        return None if p["scale"] is None else (p["scale"], p["zero_point"])
+
+    def to_probabilities(self, raw: np.ndarray) -> np.ndarray:
+        q = self.posterior_scale
+        return raw.astype(np.float64) if q is None else (raw.astype(np.float64) - q[1]) * q[0]
+
+    def step(self, frame_u16: np.ndarray) -> np.ndarray:
+        return self.to_probabilities(self.step_raw(frame_u16))

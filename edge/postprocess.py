@@ -1,0 +1,161 @@
+"""Posterior smoothing, per-label thresholds, refractory period and clip decisions.
+
+Shared by training evaluation, the Raspberry Pi runner and (as a specification) the firmware. For
+quantized models the arithmetic runs on the integer posteriors (q - zero_point) so that Python and C
+give identical decisions: a label fires when the sum of its last `window` posteriors reaches
+`ceil(threshold * window / scale)`; for float models the same rule runs on floats with scale 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+BACKGROUND_LABELS = ("_silence_", "_unknown_")
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Detection settings; they travel in the manifest and the firmware's settings header."""
+
+    #: Moving-average window over frame posteriors, in frames (10 ms each).
+    window: int = 10
+    #: Default threshold on the smoothed posterior of a keyword.
+    threshold: float = 0.6
+    #: Per-label overrides of `threshold`.
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    #: After an event, no label fires for this many frames.
+    refractory: int = 100
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.refractory < 0:
+            raise ValueError("window must be >= 1 and refractory >= 0")
+        for v in [self.threshold, *self.thresholds.values()]:
+            if not 0.0 < v <= 1.0:
+                raise ValueError(f"thresholds must be in (0, 1], got {v}")
+
+    def threshold_of(self, label: str) -> float:
+        return float(self.thresholds.get(label, self.threshold))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "threshold": self.threshold,
+            "thresholds": dict(self.thresholds),
+            "refractory": self.refractory,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PostprocessConfig":
+        return cls(
+            window=int(d["window"]),
+            threshold=float(d["threshold"]),
+            thresholds={str(k): float(v) for k, v in dict(d.get("thresholds", {})).items()},
+            refractory=int(d["refractory"]),
+        )
+
+
+def integer_threshold(threshold: float, window: int, scale: float) -> int:
+    """Smallest integer window sum that reaches `threshold` (with a guard against float noise)."""
+    return int(math.ceil(threshold * window / scale - 1e-9))
+
+
+@dataclass(frozen=True)
+class Event:
+    label: str
+    frame: int  # index of the frame at which it fired
+    time_s: float  # end of that frame's analysis window, seconds from the start of the stream
+    score: float  # smoothed posterior when it fired
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "frame": self.frame, "time": round(self.time_s, 4), "score": round(self.score, 4)}
+
+
+class Detector:
+    """Streaming detection over posteriors, frame by frame, with explicit state and `reset()`.
+
+    `scale` is the posterior's quantization step (1/256 for int8 softmax; 1.0 for float posteriors
+    given as floats); `update()` takes posteriors already expressed in those units (q - zero_point).
+    """
+
+    def __init__(
+        self,
+        labels: list[str],
+        config: PostprocessConfig,
+        scale: float = 1.0,
+        integer: bool = False,
+        hop_s: float = 0.01,
+        window_s: float = 0.03,
+    ) -> None:
+        self.labels = list(labels)
+        self.config = config
+        self.scale = scale
+        self.integer = integer
+        self.hop_s, self.window_s = hop_s, window_s
+        self.fires = np.array([l not in BACKGROUND_LABELS for l in self.labels])
+        if integer:
+            self.limits = np.array(
+                [integer_threshold(config.threshold_of(l), config.window, scale) for l in self.labels], dtype=np.int64
+            )
+        else:
+            self.limits = np.array([config.threshold_of(l) * config.window for l in self.labels])
+        self.reset()
+
+    def reset(self) -> None:
+        dtype = np.int64 if self.integer else np.float64
+        self._ring = np.zeros((self.config.window, len(self.labels)), dtype=dtype)
+        self._sum = np.zeros(len(self.labels), dtype=dtype)
+        self._pos = 0
+        self._frame = 0
+        self._quiet_until = 0
+
+    def update(self, posterior: np.ndarray) -> Event | None:
+        p = np.asarray(posterior).reshape(-1).astype(self._ring.dtype)
+        self._sum += p - self._ring[self._pos]
+        self._ring[self._pos] = p
+        self._pos = (self._pos + 1) % self.config.window
+        frame = self._frame
+        self._frame += 1
+        if frame < self._quiet_until:
+            return None
+        over = self.fires & (self._sum >= self.limits)
+        if not over.any():
+            return None
+        smoothed = self._sum * (self.scale / self.config.window)
+        best = int(np.argmax(np.where(over, smoothed, -np.inf)))
+        self._quiet_until = frame + 1 + self.config.refractory
+        return Event(self.labels[best], frame, frame * self.hop_s + self.window_s, float(smoothed[best]))
+
+    def smoothed(self) -> np.ndarray:
+        return self._sum * (self.scale / self.config.window)
+
+
+def smooth(posteriors: np.ndarray, window: int) -> np.ndarray:
+    """Causal moving average (zeros before the start), [T, C] -> [T, C]."""
+    c = np.cumsum(np.asarray(posteriors, dtype=np.float64), axis=0)
+    shifted = np.zeros_like(c)
+    shifted[window:] = c[:-window]
+    return (c - shifted) / window
+
+
+def clip_decision(posteriors: np.ndarray, labels: list[str], config: PostprocessConfig) -> int:
+    """Label index for one clip streamed alone, as a device would decide.
+
+    The peak of each label's smoothed posterior over the clip decides: the highest keyword or
+    `_unknown_` peak that reaches its threshold wins; if none does, the clip is `_silence_` (or, for label
+    sets without `_silence_`, the highest peak overall).
+    """
+    s = smooth(posteriors, config.window)
+    if len(s) == 0:
+        return labels.index("_silence_") if "_silence_" in labels else 0
+    peaks = s.max(axis=0)
+    candidates = [i for i, l in enumerate(labels) if l != "_silence_"]
+    best = max(candidates, key=lambda i: peaks[i])
+    if "_silence_" not in labels:
+        return best
+    if peaks[best] >= config.threshold_of(labels[best]):
+        return best
+    return labels.index("_silence_")

@@ -1,0 +1,102 @@
+"""`python -m export [build] RUN --out DIR | verify DIR | report DIR... | codegen ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from edge.errors import EXIT_USER_ERROR, UserError
+
+SUBCOMMANDS = ("build", "verify", "report", "codegen", "soak")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m export", description="Export, verify and report.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="a training run -> verified artifacts folder (the default command)")
+    b.add_argument("run", type=Path, help="training run folder")
+    b.add_argument("--out", type=Path, required=True, help="artifacts folder to create")
+    b.add_argument("--force", action="store_true", help="replace an existing artifacts folder")
+    b.add_argument("--data", default=None, help="dataset folder, if not the one the run was trained on")
+    b.add_argument("--min-agreement", type=float, default=0.98,
+                   help="fail if int8 vs float frame argmax agreement is below this (default 0.98)")
+    b.add_argument("--verify-seconds", type=float, default=90.0, help="held-out audio for the fidelity check (>= 60)")
+    b.add_argument("--no-baseline", action="store_true", help="skip the non-streaming window model")
+    b.add_argument("--quiet", action="store_true")
+    v = sub.add_parser("verify", help="re-measure the fidelity of an artifacts folder")
+    v.add_argument("artifacts", type=Path)
+    v.add_argument("--run", type=Path, default=None, help="training run (default: the one in the manifest)")
+    v.add_argument("--data", default=None)
+    v.add_argument("--seconds", type=float, default=90.0)
+    v.add_argument("--min-agreement", type=float, default=0.98)
+    v.add_argument("--json", action="store_true")
+    sub.add_parser("report", help="accuracy-vs-quantization report", add_help=False)
+    sub.add_parser("codegen", help="C sources for the firmware from an int8 model", add_help=False)
+    sub.add_parser("soak", help="hour-long streaming test of the int8 runner", add_help=False)
+    return parser
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from export.pipeline import ExportOptions, build_artifacts
+
+    if args.verify_seconds < 60:
+        raise UserError("--verify-seconds must be at least 60")
+    opts = ExportOptions(verify_seconds=args.verify_seconds, min_agreement=args.min_agreement,
+                         baseline=not args.no_baseline)
+    m = build_artifacts(args.run, args.out, opts, force=args.force, data_override=args.data, progress=not args.quiet)
+    f = m["fidelity"]
+    print(f"artifacts written to {args.out}")
+    print(f"  int8: {m['variants']['int8']['bytes']} bytes, TFLM arena {m['variants']['int8']['tflm_arena_bytes']} bytes, "
+          f"frame agreement with float {f['int8']['frame_argmax_agreement']:.2%}")
+    print(f"  float32 vs PyTorch max |diff| {f['float32']['max_abs_prob_diff']:.1e}; "
+          f"int16x8 agreement {f['int16x8']['frame_argmax_agreement']:.2%}")
+    if "frame_argmax_agreement_vs_int8" in f.get("tflm_int8", {}):
+        print(f"  TFLite Micro vs TFLite int8: argmax agreement {f['tflm_int8']['frame_argmax_agreement_vs_int8']:.2%}, "
+              f"max probability difference {f['tflm_int8']['max_prob_step_diff']} int8 steps")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from edge.manifest import load_manifest
+    from export.pipeline import run_dataset
+    from export.verify import verify_artifacts
+    from train.trainer import load_run
+
+    manifest = load_manifest(args.artifacts)
+    run_dir = args.run or Path(manifest.data.get("training", {}).get("run", ""))
+    run = load_run(run_dir)
+    fidelity = verify_artifacts(args.artifacts, run, run_dataset(run, args.data), args.seconds, 1234, progress=not args.json)
+    agreement = fidelity["int8"]["frame_argmax_agreement"]
+    ok = agreement >= args.min_agreement and fidelity["float32"]["within_tolerance"]
+    if args.json:
+        print(json.dumps({"ok": ok, **fidelity}))
+    else:
+        print(json.dumps(fidelity, indent=2))
+        print("verify: " + ("PASS" if ok else "FAIL") + f" (int8 agreement {agreement:.2%}, required {args.min_agreement:.0%})")
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in SUBCOMMANDS + ("-h", "--help"):
+        argv.insert(0, "build")
+    try:
+        if argv and argv[0] == "report":
+            from export import report
+            return report.main(argv[1:])
+        if argv and argv[0] == "soak":
+            from export import soak
+            return soak.main(argv[1:])
+        if argv and argv[0] == "codegen":
+            from export import c_codegen
+            return c_codegen.main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return {"build": cmd_build, "verify": cmd_verify}[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,262 @@
+"""`python -m export RUN --out DIR`: a trained run -> verified device artifacts."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edge.errors import UserError
+from edge.frontend import FEATURE_SCALE, StreamingFrontend, features_to_float
+from edge.manifest import MANIFEST, SCHEMA_VERSION, sha256_file
+from edge.quant import FEATURE_QUANTIZATION_RULE
+from export.convert import Variant, convert, describe_io, match_state_quantization, operator_names
+from export.longstream import build_long_stream
+from export.tf_graph import FoldedWeights, fold_weights, step_function, window_function
+from train.data import Dataset, Recipe, load_dataset
+from train.models import RecurrentKWS
+from train.trainer import Run, load_run
+
+WINDOW_FRAMES = 98  # one second of audio: (16000 - 480) / 160 + 1
+VARIANT_FILES = {Variant.FLOAT32: "model_float32.tflite", Variant.INT8: "model_int8.tflite", Variant.INT16X8: "model_int16x8.tflite"}
+BASELINE_FILES = {Variant.FLOAT32: "window_float32.tflite", Variant.INT8: "window_int8.tflite"}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    calibration_seconds: float = 180.0
+    calibration_samples: int = 2000
+    verify_seconds: float = 90.0
+    min_agreement: float = 0.98
+    seed: int = 1234
+    baseline: bool = True
+    onnx: bool = True
+
+
+def run_dataset(run: Run, data_override: str | None = None) -> Dataset:
+    tc = run.meta["train_config"]
+    data = data_override or tc["data"]
+    if not data or not Path(data).is_dir():
+        raise UserError(f"the run's data folder {data!r} is not available; pass --data DIR")
+    return load_dataset(Recipe(tc["recipe"]), Path(data), tuple(tc.get("keywords") or ()) or None)
+
+
+# ----------------------------------------------------------------------------- calibration
+@torch.no_grad()
+def float_trajectory(model: RecurrentKWS, feats: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """PyTorch `step` over a stream from a zero state: (probs [T,C], states before each step [T,...])."""
+    state = model.initial_state(1)
+    probs, states = [], []
+    x = torch.from_numpy(features_to_float(feats))
+    for t in range(len(x)):
+        states.append(np.concatenate([s[:, 0, :].numpy().reshape(-1) for s in state]))
+        logits, state = model.step(x[t : t + 1], state)
+        probs.append(torch.softmax(logits, -1)[0].numpy())
+    return np.asarray(probs), states
+
+
+def split_state(flat: np.ndarray, names: list[str], layers: int, hidden: int) -> dict[str, np.ndarray]:
+    """Flattened (kind-major, then layer) torch state -> {state_<k><l>: [1,H]}."""
+    kinds = len(names) // layers
+    per_kind = flat.reshape(kinds, layers, hidden)
+    order = ["h", "c"][:kinds]
+    return {f"state_{k}{l}": per_kind[i, l].reshape(1, hidden).astype(np.float32) for i, k in enumerate(order) for l in range(layers)}
+
+
+def calibration_set(run: Run, dataset: Dataset, names: list[str], opts: ExportOptions, progress: bool) -> list[dict[str, np.ndarray]]:
+    stream = build_long_stream(dataset, "train", opts.calibration_seconds, seed=opts.seed)
+    feats = StreamingFrontend(run.frontend).process(stream.pcm)
+    _, states = float_trajectory(run.model, feats)
+    cfg = run.model.config
+    idx = np.linspace(0, len(feats) - 1, min(opts.calibration_samples, len(feats))).astype(int)
+    ffeat = features_to_float(feats)
+    return [{"features": ffeat[i : i + 1], **split_state(states[i], names, cfg.layers, cfg.hidden)} for i in idx]
+
+
+def window_calibration(run: Run, dataset: Dataset, opts: ExportOptions) -> list[dict[str, np.ndarray]]:
+    stream = build_long_stream(dataset, "train", 60.0, seed=opts.seed + 1)
+    feats = features_to_float(StreamingFrontend(run.frontend).process(stream.pcm))
+    starts = np.linspace(0, len(feats) - WINDOW_FRAMES, 200).astype(int)
+    return [{"features": feats[s : s + WINDOW_FRAMES][None]} for s in starts]
+
+
+def _rep(samples: list[dict[str, np.ndarray]]) -> Callable[[], Iterable[dict[str, np.ndarray]]]:
+    def gen():
+        for s in samples:
+            yield s
+    return gen
+
+
+# ----------------------------------------------------------------------------- measurements
+def tflm_arena_bytes(model_bytes: bytes) -> int | None:
+    """Smallest arena (16-byte steps) with which the TFLite Micro interpreter allocates the model."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        return None
+
+    def fits(n: int) -> bool:
+        try:
+            runtime.Interpreter.from_bytes(model_bytes, arena_size=n)
+            return True
+        except (RuntimeError, ValueError):
+            return False
+
+    lo, hi = 16, 1 << 16
+    while not fits(hi):
+        hi *= 2
+        if hi > 1 << 26:
+            return None
+    while hi - lo > 16:
+        mid = (lo + hi) // 2 // 16 * 16
+        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+    return hi
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "tflite-micro", "pymicro-features", "numpy", "onnx", "onnxruntime"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+# ----------------------------------------------------------------------------- ONNX
+class _OnnxStep(torch.nn.Module):
+    def __init__(self, model: RecurrentKWS) -> None:
+        super().__init__()
+        self.model = model
+        self.kinds = len(model.config.cell.state_names)
+        self.layers = model.config.layers
+
+    def forward(self, features, *states):
+        st = tuple(torch.stack(states[k * self.layers : (k + 1) * self.layers]) for k in range(self.kinds))
+        logits, new = self.model.step(features, st)
+        flat = [new[k][l] for k in range(self.kinds) for l in range(self.layers)]
+        return (torch.softmax(logits, -1), *flat)
+
+
+def export_onnx(model: RecurrentKWS, names: list[str], path: Path) -> dict[str, Any]:
+    """Float ONNX of the streaming step (opset 17, TorchScript exporter), checked with onnxruntime."""
+    import onnxruntime as ort
+
+    H, F = model.config.hidden, model.config.input_dim
+    wrapper = _OnnxStep(model).eval()
+    args = (torch.zeros(1, F),) + tuple(torch.zeros(1, H) for _ in names)
+    torch.onnx.export(wrapper, args, str(path), opset_version=17, dynamo=False,
+                      input_names=["features", *names], output_names=["probs", *[f"{n}_out" for n in names]])
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    state = [np.zeros((1, H), np.float32) for _ in names]
+    for _ in range(200):
+        x = rng.uniform(0, 25, (1, F)).astype(np.float32)
+        outs = sess.run(None, {"features": x, **{n: s for n, s in zip(names, state)}})
+        with torch.no_grad():
+            ref = wrapper(torch.from_numpy(x), *[torch.from_numpy(s) for s in state])
+        worst = max(worst, max(float(np.abs(o - r.numpy()).max()) for o, r in zip(outs, ref)))
+        state = outs[1:]
+    if worst > 1e-4:
+        raise UserError(f"ONNX export disagrees with PyTorch (max abs diff {worst:.2e} > 1e-4)")
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size, "opset": 17,
+            "max_abs_diff_vs_pytorch": worst}
+
+
+# ----------------------------------------------------------------------------- main
+def _variant_entry(path: Path, data: bytes, variant: Variant) -> dict[str, Any]:
+    io = describe_io(data)
+    entry: dict[str, Any] = {
+        "file": path.name, "sha256": sha256_file(path), "bytes": len(data),
+        "inputs": io["inputs"], "outputs": io["outputs"], "ops": sorted(set(operator_names(data))),
+        "feature_quantizer": None, "tflm_arena_bytes": None,
+    }
+    if variant is not Variant.FLOAT32:
+        feat = next(d for d in io["inputs"] if d["name"] == "features")
+        entry["feature_quantizer"] = {"scale": feat["scale"], "zero_point": feat["zero_point"],
+                                      "dtype": variant.io_dtype, "rule": FEATURE_QUANTIZATION_RULE}
+    return entry
+
+
+def build_artifacts(run_dir: Path, out_dir: Path, opts: ExportOptions, force: bool = False,
+                    data_override: str | None = None, progress: bool = True) -> dict[str, Any]:
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise UserError(f"{out_dir} already exists; pass --force to replace it")
+    run = load_run(run_dir)
+    if run.model.config.bidirectional:
+        raise UserError("cannot export a bidirectional model for streaming: it needs future frames")
+    dataset = run_dataset(run, data_override)
+    fw: FoldedWeights = fold_weights(run.model)
+    fn, names = step_function(fw)
+    pairs = [(n, f"{n}_out") for n in names]
+    say = print if progress else (lambda *a, **k: None)
+    say(f"calibrating on {opts.calibration_seconds:.0f} s of training-split audio ...", flush=True)
+    calib = calibration_set(run, dataset, names, opts, progress)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        variants: dict[str, Any] = {}
+        for variant in tqdm(list(Variant), desc="converting", disable=not progress, leave=False):
+            data = convert(fn, variant, _rep(calib))
+            data = match_state_quantization(data, pairs)
+            path = tmp / VARIANT_FILES[variant]
+            path.write_bytes(data)
+            variants[variant.value] = _variant_entry(path, data, variant)
+        variants["int8"]["tflm_arena_bytes"] = tflm_arena_bytes((tmp / VARIANT_FILES[Variant.INT8]).read_bytes())
+        baseline: dict[str, Any] = {"window_frames": WINDOW_FRAMES, "variants": {}}
+        if opts.baseline:
+            wfn = window_function(fw, WINDOW_FRAMES)
+            wcal = window_calibration(run, dataset, opts)
+            for variant, fname in BASELINE_FILES.items():
+                data = convert(wfn, variant, _rep(wcal))
+                (tmp / fname).write_bytes(data)
+                baseline["variants"][variant.value] = _variant_entry(tmp / fname, data, variant)
+        onnx_entry = export_onnx(run.model, names, tmp / "model.onnx") if opts.onnx else None
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": out_dir.name,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "labels": run.labels,
+            "frontend": run.frontend.to_dict(),
+            "feature_scale": FEATURE_SCALE,
+            "postprocess": run.postprocess.to_dict(),
+            "model": {"config": run.model.config.to_dict(), **run.meta["metrics"].get("size", {})},
+            "state": {"design": "explicit-io", "tensors": [{"name": a, "output": b, "shape": [1, fw.config.hidden]} for a, b in pairs]},
+            "variants": variants,
+            "baseline": baseline,
+            "onnx": onnx_entry,
+            "training": {"run": str(Path(run_dir)), "config": run.meta["train_config"],
+                         "metrics": {k: v for k, v in run.meta["metrics"].items() if k != "size"}},
+            "versions": package_versions(),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        from export.verify import verify_artifacts  # late import: verify needs the manifest written
+
+        say(f"verifying fidelity on {opts.verify_seconds:.0f} s of held-out audio ...", flush=True)
+        fidelity = verify_artifacts(tmp, run, dataset, opts.verify_seconds, opts.seed, progress)
+        manifest["fidelity"] = fidelity
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        agreement = fidelity["int8"]["frame_argmax_agreement"]
+        if agreement < opts.min_agreement:
+            raise UserError(f"int8 model agrees with the float model on {agreement:.1%} of frames, below the "
+                            f"required {opts.min_agreement:.0%}; artifacts not written")
+        if out_dir.exists():
+            say(f"replacing existing {out_dir} (--force)", flush=True)
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return manifest

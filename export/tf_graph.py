@@ -1,0 +1,169 @@
+"""The PyTorch cell math rebuilt in TensorFlow from the checkpoint's weights.
+
+Only matmul (-> FULLY_CONNECTED), add, sub, mul, sigmoid (-> LOGISTIC), tanh and a final softmax are
+used, so the converted model runs on ai-edge-litert, tflite-runtime, tf.lite and TFLite Micro alike.
+Per-gate matrices are kept separate (no SPLIT/STRIDED_SLICE ops) and each gate gets its own quantization
+range. Feature normalisation is folded into the first layer, so the model consumes raw front-end features.
+
+Streaming form: inputs `features [1,F]` and one `[1,H]` tensor per recurrent state (`state_h<l>`, and
+`state_c<l>` for LSTM); outputs `probs [1,C]` and the new states (`<state>_out`).
+Window form (the non-streaming baseline): `features [1,T,F]` from a zero state -> `probs [1,C]` of the
+last frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+import torch
+
+from train.models import Cell, ModelConfig, RecurrentKWS
+
+GATES = {Cell.GRU: "rzn", Cell.LSTM: "ifgo", Cell.RNN: "a"}
+
+
+@dataclass
+class LayerWeights:
+    wx: dict[str, np.ndarray]  # gate -> [in, H] (x @ W form)
+    bx: dict[str, np.ndarray]  # gate -> [H]: input-side bias plus hidden-side bias where they simply add
+    wh: dict[str, np.ndarray]  # gate -> [H, H]
+    bh_n: np.ndarray | None  # GRU only: hidden-side bias of the candidate, inside r * (...)
+
+
+@dataclass
+class FoldedWeights:
+    config: ModelConfig
+    proj: tuple[np.ndarray, np.ndarray] | None
+    layers: list[LayerWeights]
+    head: tuple[np.ndarray, np.ndarray]
+
+    def state_names(self) -> list[str]:
+        return [f"state_{k}{l}" for l in range(self.config.layers) for k in self.config.cell.state_names]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float64)
+
+
+def fold_weights(model: RecurrentKWS) -> FoldedWeights:
+    """Extract weights in export form, folding (x - mean) / std into the first linear map."""
+    cfg = model.config
+    if cfg.bidirectional:
+        raise ValueError("bidirectional models need future frames and cannot be exported for streaming")
+    mean, std = _np(model.feat_mean), _np(model.feat_std)
+
+    def fold(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # W (x - m)/s + b = (W/s) x + (b - W m / s); returned in x @ W form
+        ws = w / std[None, :]
+        return ws.T.copy(), b - ws @ mean
+
+    proj = None
+    if model.proj is not None:
+        proj = fold(_np(model.proj.weight), _np(model.proj.bias))
+    layers = []
+    for l in range(cfg.layers):
+        w = {k: _np(v) for k, v in model.layer_weights(l).items()}
+        lw = LayerWeights({}, {}, {}, None)
+        for g in GATES[cfg.cell]:
+            bx = w[f"bx_{g}"] + (w[f"bh_{g}"] if not (cfg.cell is Cell.GRU and g == "n") else 0.0)
+            if l == 0 and proj is None:
+                lw.wx[g], lw.bx[g] = fold(w[f"wx_{g}"], bx)
+            else:
+                lw.wx[g], lw.bx[g] = w[f"wx_{g}"].T.copy(), bx
+            lw.wh[g] = w[f"wh_{g}"].T.copy()
+        if cfg.cell is Cell.GRU:
+            lw.bh_n = w["bh_n"]
+        layers.append(lw)
+    head = (_np(model.head.weight).T.copy(), _np(model.head.bias))
+    return FoldedWeights(cfg, proj, layers, head)
+
+
+class _Consts:
+    """float32 tf constants for the folded weights."""
+
+    def __init__(self, fw: FoldedWeights) -> None:
+        c = lambda a: tf.constant(np.asarray(a, dtype=np.float32))  # noqa: E731
+        self.proj = (c(fw.proj[0]), c(fw.proj[1])) if fw.proj else None
+        self.layers = [
+            (
+                {g: c(v) for g, v in lw.wx.items()},
+                {g: c(v) for g, v in lw.bx.items()},
+                {g: c(v) for g, v in lw.wh.items()},
+                c(lw.bh_n) if lw.bh_n is not None else None,
+            )
+            for lw in fw.layers
+        ]
+        self.head = (c(fw.head[0]), c(fw.head[1]))
+
+
+def _cell_step(cell: Cell, k: _Consts, layer: int, x, states: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    wx, bx, wh, bh_n = k.layers[layer]
+    h = states["h"]
+    pre = {g: tf.matmul(x, wx[g]) + bx[g] for g in wx}
+    if cell is Cell.GRU:
+        r = tf.sigmoid(pre["r"] + tf.matmul(h, wh["r"]))
+        z = tf.sigmoid(pre["z"] + tf.matmul(h, wh["z"]))
+        n = tf.tanh(pre["n"] + r * (tf.matmul(h, wh["n"]) + bh_n))
+        return {"h": n + z * (h - n)}
+    if cell is Cell.RNN:
+        return {"h": tf.tanh(pre["a"] + tf.matmul(h, wh["a"]))}
+    i = tf.sigmoid(pre["i"] + tf.matmul(h, wh["i"]))
+    f = tf.sigmoid(pre["f"] + tf.matmul(h, wh["f"]))
+    g = tf.tanh(pre["g"] + tf.matmul(h, wh["g"]))
+    o = tf.sigmoid(pre["o"] + tf.matmul(h, wh["o"]))
+    c_new = f * states["c"] + i * g
+    return {"h": o * tf.tanh(c_new), "c": c_new}
+
+
+def _forward_frame(fw: FoldedWeights, k: _Consts, x, states: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    cfg = fw.config
+    if k.proj is not None:
+        x = tf.nn.relu(tf.matmul(x, k.proj[0]) + k.proj[1])
+    names = cfg.cell.state_names
+    new_states: list[tf.Tensor] = []
+    for l in range(cfg.layers):
+        st = {n: states[l * len(names) + j] for j, n in enumerate(names)}
+        out = _cell_step(cfg.cell, k, l, x, st)
+        new_states.extend(out[n] for n in names)
+        x = out["h"]
+    probs = tf.nn.softmax(tf.matmul(x, k.head[0]) + k.head[1])
+    return probs, new_states
+
+
+def step_function(fw: FoldedWeights) -> tuple[Callable, list[str]]:
+    """Concrete tf.function for one streaming step, and the ordered state names."""
+    k = _Consts(fw)
+    names = fw.state_names()
+    F = fw.config.input_dim
+    H = fw.config.hidden
+    sig = [tf.TensorSpec([1, F], tf.float32, name="features")] + [tf.TensorSpec([1, H], tf.float32, name=n) for n in names]
+
+    @tf.function(input_signature=sig)
+    def step(features, *states):
+        probs, new_states = _forward_frame(fw, k, features, list(states))
+        out = {"probs": probs}
+        out.update({f"{n}_out": s for n, s in zip(names, new_states)})
+        return out
+
+    return step.get_concrete_function(), names
+
+
+def window_function(fw: FoldedWeights, frames: int) -> Callable:
+    """Concrete tf.function scoring a whole window of `frames` frames from a zero state (unrolled)."""
+    k = _Consts(fw)
+    names = fw.state_names()
+    F = fw.config.input_dim
+    H = fw.config.hidden
+
+    @tf.function(input_signature=[tf.TensorSpec([1, frames, F], tf.float32, name="features")])
+    def window(features):
+        states = [tf.zeros([1, H]) for _ in names]
+        probs = None
+        for t in range(frames):
+            probs, states = _forward_frame(fw, k, features[:, t, :], states)
+        return {"probs": probs}
+
+    return window.get_concrete_function()

@@ -1,0 +1,185 @@
+"""`python -m train [train] | data-info | evaluate | synth | download`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from edge.errors import EXIT_USER_ERROR, UserError
+
+SUBCOMMANDS = ("train", "data-info", "evaluate", "synth", "download")
+DEFAULT_SYNTH_WORDS = "yes,no,up,down,left,right,on,off,stop,go"
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", default="speech_commands",
+                   help="speech_commands | speech_commands_35 | sc_test_set | fsdd | folder | synthetic")
+    p.add_argument("--data", default=None, help="dataset folder (or env KWS_DATA_DIR)")
+    p.add_argument("--keywords", default="", help="comma-separated keywords (folder/synthetic/speech_commands)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train", description="Train recurrent keyword spotters.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a model (the default command)")
+    _data_args(t)
+    t.add_argument("--model", default="gru", help="gru | lstm | rnn")
+    t.add_argument("--hidden", type=int, default=64)
+    t.add_argument("--layers", type=int, default=1)
+    t.add_argument("--proj", type=int, default=0, help="input projection width (0 = none)")
+    t.add_argument("--bidirectional", action="store_true", help="offline scoring only; cannot be exported")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=1e-2)
+    t.add_argument("--views", type=int, default=6, help="cached augmented stream realisations")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--synth-per-word", type=int, default=120, help="synthetic recipe: clips per word")
+    t.add_argument("--out", type=Path, default=Path("runs/default"), help="run folder")
+    t.add_argument("--force", action="store_true", help="replace an existing run folder")
+    t.add_argument("--quiet", action="store_true")
+    d = sub.add_parser("data-info", help="class counts per split")
+    _data_args(d)
+    e = sub.add_parser("evaluate", help="streaming clip accuracy of a checkpoint (state reset per clip)")
+    e.add_argument("--run", required=True, type=Path)
+    _data_args(e)
+    e.set_defaults(recipe="auto")
+    e.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    e.add_argument("--json", action="store_true")
+    sub.add_parser("synth", help="generate the synthetic espeak-ng dataset", add_help=False)
+    sub.add_parser("download", help="download Speech Commands v2 or FSDD (needs a network)", add_help=False)
+    return parser
+
+
+def _keywords(s: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in s.split(",") if w.strip())
+
+
+def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int) -> Path:
+    """Generate (once, cached under .cache/) the synthetic dataset for these words."""
+    from train import synth
+
+    key = f"{'-'.join(words)}_{per_word}_{seed}"
+    out = Path(".cache") / "synth" / key
+    if (out / "testing_list.txt").exists():
+        return out
+    if out.exists():
+        shutil.rmtree(out)  # an interrupted generation of our own cache folder
+    out.parent.mkdir(parents=True, exist_ok=True)
+    synth.generate_dataset(out, keywords=list(words), negatives=None, n_per_word=per_word, seed=seed)
+    return out
+
+
+def resolve_data(args: argparse.Namespace) -> tuple[str, Path, tuple[str, ...] | None]:
+    from train.data import Recipe, data_dir_from_env
+
+    try:
+        recipe = Recipe(args.recipe)
+    except ValueError:
+        raise UserError(f"unknown recipe {args.recipe!r}") from None
+    kws = _keywords(args.keywords)
+    if recipe is Recipe.SYNTHETIC and not args.data:
+        words = kws or _keywords(DEFAULT_SYNTH_WORDS)
+        return Recipe.FOLDER.value, synthetic_data_dir(words, getattr(args, "synth_per_word", 120), 0), words
+    root = data_dir_from_env(args.data)
+    if recipe is Recipe.SYNTHETIC:
+        recipe = Recipe.FOLDER
+        kws = kws or _keywords(DEFAULT_SYNTH_WORDS)
+    return recipe.value, root, kws or None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from train.models import Cell, ModelConfig
+    from train.trainer import TrainConfig, train
+
+    if args.out.exists() and any(args.out.iterdir()):
+        if not args.force:
+            raise UserError(f"{args.out} already exists; pass --force to replace it")
+        print(f"replacing existing run folder {args.out} (--force)", file=sys.stderr)
+        shutil.rmtree(args.out)
+    try:
+        cell = Cell(args.model)
+    except ValueError:
+        raise UserError(f"unknown model {args.model!r}; choose gru, lstm or rnn") from None
+    recipe, root, kws = resolve_data(args)
+    try:
+        mcfg = ModelConfig(cell=cell, hidden=args.hidden, layers=args.layers, proj=args.proj,
+                           bidirectional=args.bidirectional)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    cfg = TrainConfig(recipe=recipe, data=str(root), keywords=kws or (), model=mcfg, epochs=args.epochs,
+                      batch=args.batch, lr=args.lr, views=args.views, seed=args.seed)
+    metrics = train(cfg, args.out, progress=not args.quiet)
+    test = metrics.get("test", metrics.get("validation", {}))
+    print(f"run saved to {args.out}: test clip accuracy {test.get('accuracy', float('nan')):.4f} "
+          f"({metrics['size']['params']} params, {metrics['size']['macs_per_frame']} MACs/frame, "
+          f"{metrics['train_seconds']:.0f} s)")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from train.data import load_dataset
+
+    recipe, root, kws = resolve_data(args)
+    ds = load_dataset(recipe, root, kws)
+    counts = ds.counts()
+    print(f"{root} ({recipe}): {len(ds.labels)} labels, {len(ds.noise_files)} background-noise files")
+    print(f"{'label':<14}" + "".join(f"{s:>12}" for s in counts))
+    for label in ds.labels:
+        print(f"{label:<14}" + "".join(f"{counts[s][label]:>12}" for s in counts))
+    print(f"{'total':<14}" + "".join(f"{sum(counts[s].values()):>12}" for s in counts))
+    print("(_silence_ clips are cut from background noise at training and evaluation time)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from edge.datasets import evaluation_clips
+    from train.data import AudioCache, Recipe, auto_recipe, load_dataset
+    from train.trainer import clip_features, clip_posteriors, load_run, score_clips
+
+    run = load_run(args.run)
+    if args.recipe == "auto":
+        root = Path(args.data or run.meta["train_config"]["data"])
+        if not root.is_dir():
+            raise UserError(f"{root}: no such data folder")
+        recipe = auto_recipe(root)
+    else:
+        recipe_s, root, _ = resolve_data(args)
+        recipe = Recipe(recipe_s)
+    kws = tuple(l for l in run.labels if not l.startswith("_")) if recipe in (Recipe.SPEECH_COMMANDS, Recipe.FOLDER) else None
+    ds = load_dataset(recipe, root, kws)
+    split = "test" if recipe is Recipe.SC_TEST_SET else args.split
+    pcm, truth, _ = evaluation_clips(ds, split, AudioCache(run.frontend.sample_rate), labels=run.labels)
+    result = score_clips(clip_posteriors(run.model, clip_features(pcm, run.frontend)), truth, run.labels, run.postprocess)
+    result.update({"split": split, "recipe": recipe.value})
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['clips']} clips ({split}): accuracy {result['accuracy']:.4f}")
+        for label, acc in result["per_class"].items():
+            print(f"  {label:<12} {'n/a' if acc is None else f'{acc:.3f}'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
+        argv.insert(0, "train")
+    try:
+        if argv[0] == "synth":
+            from train import synth
+            return synth.main(argv[1:])
+        if argv[0] == "download":
+            from train import download
+            return download.main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return {"train": cmd_train, "data-info": cmd_data_info, "evaluate": cmd_evaluate}[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,197 @@
+"""Long training streams: clips placed over background noise, features computed by the real streaming
+front end over the whole stream (so noise reduction and PCAN see what they see on a device), and a target
+per frame.
+
+Frame targets (many-to-many): a keyword is labelled on the frames from just before the end of the word
+until `post_frames` after it, `_unknown_` speech likewise; frames inside a word before that are ignored
+(the model cannot know yet what the word will be); every other frame is `_silence_`.
+
+A stream is cut into *episodes*; each episode starts with a fresh front end and a zero recurrent state
+and is a whole number of TBPTT chunks long, so training sees both a cold start (as when a clip is scored
+alone) and a state carried over many seconds (as on a device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
+from train.data import SILENCE, UNKNOWN
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How training streams are assembled and augmented."""
+
+    chunk_frames: int = 100  # TBPTT chunk length (1 s)
+    max_clips_per_episode: int = 8
+    gap_s: tuple[float, float] = (0.15, 0.8)  # background between clips
+    pre_frames: int = 4  # label starts this many frames before the end of the word
+    post_frames: int = 25  # ... and lasts this long after it
+    snr_db: tuple[float, float] = (0.0, 30.0)
+    noise_prob: float = 0.85  # share of episodes with background noise
+    speech_dbfs: tuple[float, float] = (-35.0, -12.0)
+    shift_s: float = 0.1  # random trim of the clip's leading/trailing silence
+    silence_share: float = 0.1  # extra pure-background segments, as a share of clips
+
+
+def speech_bounds(pcm: np.ndarray, hop: int, rel_db: float = 25.0) -> tuple[int, int]:
+    """(first, last+1) sample of the active part of a clip: hops within `rel_db` of the loudest hop."""
+    n = len(pcm) // hop
+    if n == 0:
+        return 0, len(pcm)
+    x = pcm[: n * hop].astype(np.float64).reshape(n, hop)
+    db = 10 * np.log10(np.mean(x**2, axis=1) + 1.0)
+    active = np.flatnonzero(db > db.max() - rel_db)
+    return int(active[0] * hop), int((active[-1] + 1) * hop)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9)
+
+
+def _noise_bed(noise: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    out = np.zeros(n)
+    pos = 0
+    while pos < n:
+        src = noise[rng.integers(len(noise))].astype(np.float64)
+        length = min(n - pos, len(src), int(rng.integers(8000, 48000)))
+        start = int(rng.integers(0, len(src) - length + 1))
+        seg = src[start : start + length]
+        out[pos : pos + length] = seg / _rms(seg)
+        pos += length
+    return out
+
+
+@dataclass
+class Episode:
+    pcm: np.ndarray  # int16
+    labels: np.ndarray  # int64 per feature frame, IGNORE where unlabelled
+
+
+def build_episode(
+    items: list[tuple[np.ndarray, int]],
+    noise: list[np.ndarray],
+    label_index: dict[str, int],
+    cfg: StreamConfig,
+    fe: FrontendConfig,
+    rng: np.random.Generator,
+) -> Episode:
+    """`items`: (clip pcm, label id; -1 for a pure background segment)."""
+    rate, hop, win = fe.sample_rate, fe.hop_samples, fe.window_samples
+    silence_id = label_index[SILENCE]
+    pieces: list[np.ndarray] = []
+    marks: list[tuple[int, int, int, int]] = []  # (onset, end, label, piece start)
+    pos = 0
+    for pcm, label in items:
+        gap = int(rng.uniform(*cfg.gap_s) * rate)
+        pieces.append(np.zeros(gap))
+        pos += gap
+        if label < 0:
+            length = rate
+            pieces.append(np.zeros(length))
+            pos += length
+            continue
+        a, b = speech_bounds(pcm, hop)
+        lead = int(rng.uniform(0, cfg.shift_s) * rate)
+        clip = pcm[max(0, a - lead - int(0.05 * rate)) : b + int(rng.uniform(0.02, cfg.shift_s) * rate)]
+        a2, b2 = speech_bounds(clip, hop)
+        level = 10 ** (rng.uniform(*cfg.speech_dbfs) / 20) * 32768
+        pieces.append(clip.astype(np.float64) / _rms(clip[a2:b2]) * level)
+        marks.append((pos + a2, pos + b2, label, pos))
+        pos += len(clip)
+    tail = int(cfg.gap_s[1] * rate)
+    pieces.append(np.zeros(tail))
+    speech = np.concatenate(pieces)
+    n_frames = 1 + (len(speech) - win) // hop
+    n_frames = -(-n_frames // cfg.chunk_frames) * cfg.chunk_frames
+    total = (n_frames - 1) * hop + win
+    speech = np.pad(speech[:total], (0, max(0, total - len(speech))))
+    if noise and rng.random() < cfg.noise_prob:
+        speech_level = 10 ** (np.mean(cfg.speech_dbfs) / 20) * 32768
+        noise_level = speech_level / 10 ** (rng.uniform(*cfg.snr_db) / 20)
+        speech = speech + _noise_bed(noise, total, rng) * noise_level
+    pcm = np.clip(np.rint(speech), -32768, 32767).astype(np.int16)
+
+    labels = np.full(n_frames, silence_id, dtype=np.int64)
+    for onset, end, label, _ in marks:
+        # frame k covers samples [k*hop, k*hop + win): the first frame that has seen the word's end
+        k_end = max(0, -(-(end - win) // hop))
+        k_on = max(0, onset // hop)
+        labels[k_on : max(k_on, k_end - cfg.pre_frames)] = IGNORE
+        labels[max(0, k_end - cfg.pre_frames) : k_end + cfg.post_frames] = label
+    return Episode(pcm, labels[:n_frames])
+
+
+def episode_features(ep: Episode, fe: FrontendConfig) -> np.ndarray:
+    feats = StreamingFrontend(fe).process(ep.pcm)
+    if len(feats) != len(ep.labels):
+        raise AssertionError(f"front end produced {len(feats)} frames for {len(ep.labels)} labels")
+    return features_to_float(feats)
+
+
+@dataclass
+class StreamView:
+    """One augmented pass over the training clips, as B parallel rows of chunks."""
+
+    features: np.ndarray  # float32 [B, n_chunks*T, F]
+    labels: np.ndarray  # int64 [B, n_chunks*T]
+    resets: np.ndarray  # bool [B, n_chunks]: chunk starts a new episode
+
+
+def build_view(
+    clips: list[tuple[np.ndarray, int]],
+    noise: list[np.ndarray],
+    label_index: dict[str, int],
+    cfg: StreamConfig,
+    fe: FrontendConfig,
+    batch: int,
+    seed: int,
+    progress: bool = True,
+) -> StreamView:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(clips))
+    items: list[tuple[np.ndarray, int]] = [clips[i] for i in order]
+    n_sil = int(len(items) * cfg.silence_share)
+    for _ in range(n_sil):
+        items.insert(int(rng.integers(0, len(items) + 1)), (np.zeros(0, np.int16), -1))
+    episodes = []
+    i = 0
+    while i < len(items):
+        k = 1 if rng.random() < 0.3 else int(rng.integers(2, cfg.max_clips_per_episode + 1))
+        episodes.append(items[i : i + k])
+        i += k
+    rows: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(batch)]
+    lengths = np.zeros(batch, dtype=np.int64)
+    it = tqdm(episodes, desc=f"streams (view {seed})", unit="ep", disable=not progress, leave=False)
+    for ep_items in it:
+        ep = build_episode(ep_items, noise, label_index, cfg, fe, rng)
+        feats = episode_features(ep, fe)
+        r = int(np.argmin(lengths))
+        rows[r].append((feats, ep.labels))
+        lengths[r] += len(ep.labels)
+    T = cfg.chunk_frames
+    n_chunks = int(lengths.max() // T)
+    F = fe.num_channels
+    features = np.zeros((batch, n_chunks * T, F), dtype=np.float32)
+    labels = np.full((batch, n_chunks * T), IGNORE, dtype=np.int64)
+    resets = np.zeros((batch, n_chunks), dtype=bool)
+    for b, row in enumerate(rows):
+        pos = 0
+        for feats, lab in row:
+            resets[b, pos // T] = True
+            features[b, pos : pos + len(lab)] = feats
+            labels[b, pos : pos + len(lab)] = lab
+            pos += len(lab)
+        if pos < n_chunks * T:
+            resets[b, pos // T] = True  # padding: fresh state, no loss (IGNORE)
+    return StreamView(features, labels, resets)
+
+
+def unknown_label(labels: list[str]) -> int | None:
+    return labels.index(UNKNOWN) if UNKNOWN in labels else None

@@ -1,0 +1,338 @@
+"""Training: truncated BPTT over long streams with the recurrent state carried across chunks."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from edge.errors import UserError
+from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
+from edge.postprocess import PostprocessConfig, clip_decision
+from edge.datasets import evaluation_clips
+from train.data import SILENCE, AudioCache, Dataset, Recipe, load_dataset, synthetic_noise
+from train.models import Cell, ModelConfig, RecurrentKWS, build_model, model_size
+from train.streams import IGNORE, StreamConfig, StreamView, build_view
+
+CHECKPOINT = "model.safetensors"
+CONFIG = "config.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    recipe: Recipe = Recipe.SYNTHETIC
+    data: str = ""
+    keywords: tuple[str, ...] = ()
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 40
+    batch: int = 32
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    clip_norm: float = 5.0
+    views: int = 6  # augmented stream realisations, cached; epoch e uses view e % views
+    patience: int = 10
+    seed: int = 0
+    threads: int = 2
+    spec_time_mask: int = 8  # SpecAugment: max masked frames per chunk row
+    spec_freq_mask: int = 5  # max masked channels
+    silence_eval_share: float = 0.1
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["recipe"] = Recipe(self.recipe).value
+        d["model"] = self.model.to_dict()
+        d["postprocess"] = self.postprocess.to_dict()
+        d["frontend"] = self.frontend.to_dict()
+        d["keywords"] = list(self.keywords)
+        d["stream"]["gap_s"] = list(self.stream.gap_s)
+        return d
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def clip_features(pcm_list: list[np.ndarray], fe: FrontendConfig) -> list[np.ndarray]:
+    """Each clip through a fresh front end, as `edge eval` streams it (front end and state reset per clip)."""
+    return [features_to_float(StreamingFrontend(fe).process(p)) for p in pcm_list]
+
+
+@torch.no_grad()
+def clip_posteriors(model: RecurrentKWS, feats: list[np.ndarray], batch: int = 256) -> list[np.ndarray]:
+    """Frame posteriors per clip, from a zero state. Uses `forward`, which tests prove equal to a `step` loop."""
+    model.eval()
+    out: list[np.ndarray] = []
+    for i in range(0, len(feats), batch):
+        part = feats[i : i + batch]
+        T = max(len(f) for f in part)
+        x = np.zeros((len(part), T, part[0].shape[1]), dtype=np.float32)
+        for j, f in enumerate(part):
+            x[j, : len(f)] = f
+        logits, _ = model(torch.from_numpy(x))
+        probs = torch.softmax(logits, dim=-1).numpy()
+        out.extend(probs[j, : len(f)] for j, f in enumerate(part))
+    return out
+
+
+def score_clips(
+    posteriors: list[np.ndarray], truth: list[int], labels: list[str], post: PostprocessConfig
+) -> dict[str, Any]:
+    pred = [clip_decision(p, labels, post) for p in posteriors]
+    return summarize(pred, truth, labels)
+
+
+def summarize(pred: list[int], truth: list[int], labels: list[str]) -> dict[str, Any]:
+    C = len(labels)
+    conf = np.zeros((C, C), dtype=np.int64)
+    for p, t in zip(pred, truth):
+        conf[t, p] += 1
+    per_class = {
+        labels[c]: (float(conf[c, c] / conf[c].sum()) if conf[c].sum() else None) for c in range(C)
+    }
+    total = int(conf.sum())
+    return {
+        "accuracy": float(np.trace(conf) / total) if total else 0.0,
+        "clips": total,
+        "per_class": per_class,
+        "confusion": conf.tolist(),
+        "labels": labels,
+    }
+
+
+# ----------------------------------------------------------------------------- data preparation
+@dataclass
+class Prepared:
+    dataset: Dataset
+    labels: list[str]
+    train: list[tuple[np.ndarray, int]]
+    noise: list[np.ndarray]
+    eval_sets: dict[str, tuple[list[np.ndarray], list[int]]]  # split -> (features per clip, truth)
+
+
+def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepared:
+    fe = cfg.frontend
+    cache = AudioCache(fe.sample_rate)
+    labels = dataset.labels
+    if SILENCE not in labels:
+        raise UserError("the label set needs a _silence_ class for streaming training")
+    index = {l: i for i, l in enumerate(labels)}
+    train_clips = dataset.split("train")
+    if not train_clips:
+        raise UserError("the dataset has no training clips")
+    it = tqdm(train_clips, desc="loading audio", unit="clip", disable=not progress, leave=False)
+    train = [(cache.get(c.path), index[c.label]) for c in it]
+    noise = [cache.get(p) for p in dataset.noise_files] or synthetic_noise(fe.sample_rate, 60.0, cfg.seed)
+    eval_sets = {}
+    for split in ("validation", "test"):
+        if not dataset.split(split):
+            continue
+        pcm, truth, _ = evaluation_clips(dataset, split, cache, cfg.silence_eval_share)
+        eval_sets[split] = (clip_features(pcm, fe), truth)
+    return Prepared(dataset, labels, train, noise, eval_sets)
+
+
+def class_weights(view: StreamView, num_classes: int) -> torch.Tensor:
+    y = view.labels[view.labels != IGNORE]
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64) + 1.0
+    w = np.sqrt(counts.sum() / (num_classes * counts))
+    return torch.tensor(np.clip(w, 0.1, 10.0), dtype=torch.float32)
+
+
+def spec_augment(x: torch.Tensor, mean: torch.Tensor, rng: np.random.Generator, tmax: int, fmax: int) -> torch.Tensor:
+    """Mask a random span of frames and of channels per row (set to the feature mean: 0 after norm)."""
+    x = x.clone()
+    B, T, F = x.shape
+    for b in range(B):
+        if tmax:
+            w = int(rng.integers(0, tmax + 1))
+            t0 = int(rng.integers(0, T - w + 1))
+            x[b, t0 : t0 + w] = mean
+        if fmax:
+            w = int(rng.integers(0, fmax + 1))
+            f0 = int(rng.integers(0, F - w + 1))
+            x[b, :, f0 : f0 + w] = mean[f0 : f0 + w]
+    return x
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    frame_accuracy: float
+    val_accuracy: float
+    grad_norm_mean: float
+    clipped_share: float
+    seconds: float
+
+
+def train_epoch(
+    model: RecurrentKWS,
+    view: StreamView,
+    opt: torch.optim.Optimizer,
+    weights: torch.Tensor,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    progress: bool,
+    desc: str,
+) -> tuple[float, float, list[float]]:
+    model.train()
+    T = cfg.stream.chunk_frames
+    n_chunks = view.resets.shape[1]
+    state = model.initial_state(view.features.shape[0])
+    loss_fn = nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE)
+    losses, correct, counted, norms = [], 0, 0, []
+    bar = tqdm(range(n_chunks), desc=desc, unit="chunk", disable=not progress, leave=False)
+    for j in bar:
+        keep = torch.from_numpy(~view.resets[:, j]).float()[None, :, None]
+        state = tuple(s.detach() * keep for s in state)  # truncated BPTT: carry, but do not backprop across
+        x = torch.from_numpy(view.features[:, j * T : (j + 1) * T])
+        y = torch.from_numpy(view.labels[:, j * T : (j + 1) * T])
+        if (y == IGNORE).all():
+            continue
+        x = spec_augment(x, model.feat_mean, rng, cfg.spec_time_mask, cfg.spec_freq_mask)
+        logits, state = model(x, state)
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)))
+        opt.step()
+        mask = y != IGNORE
+        correct += int((logits.argmax(-1)[mask] == y[mask]).sum())
+        counted += int(mask.sum())
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{correct / max(counted, 1):.3f}")
+    return float(np.mean(losses)) if losses else 0.0, correct / max(counted, 1), norms
+
+
+def normalisation(view: StreamView) -> tuple[torch.Tensor, torch.Tensor]:
+    f = view.features.reshape(-1, view.features.shape[-1])
+    keep = view.labels.reshape(-1) != IGNORE
+    f = f[keep] if keep.any() else f
+    return torch.from_numpy(f.mean(0)), torch.from_numpy(f.std(0) + 0.1)
+
+
+def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Dataset | None = None) -> dict[str, Any]:
+    set_determinism(cfg.seed, cfg.threads)
+    started = time.time()
+    dataset = dataset or load_dataset(cfg.recipe, Path(cfg.data), cfg.keywords or None)
+    prep = prepare(cfg, dataset, progress)
+    labels = prep.labels
+    mcfg = replace(cfg.model, num_classes=len(labels), input_dim=cfg.frontend.num_channels)
+    cfg = replace(cfg, model=mcfg)
+    model = build_model(mcfg)
+    index = {l: i for i, l in enumerate(labels)}
+    views: dict[int, StreamView] = {}
+
+    def view(e: int) -> StreamView:
+        k = e % cfg.views
+        if k not in views:
+            views[k] = build_view(prep.train, prep.noise, index, cfg.stream, cfg.frontend, cfg.batch, cfg.seed * 1000 + k, progress)
+        return views[k]
+
+    mean, std = normalisation(view(0))
+    model.feat_mean.copy_(mean)
+    model.feat_std.copy_(std)
+    weights = class_weights(view(0), len(labels))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs, pct_start=0.15, anneal_strategy="cos"
+    )
+    rng = np.random.default_rng(cfg.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    best_acc, best_state, best_epoch, history = -1.0, None, -1, []
+    val_feats, val_truth = prep.eval_sets.get("validation", prep.eval_sets.get("test", ([], [])))
+    for epoch in range(cfg.epochs):
+        t0 = time.time()
+        loss, facc, norms = train_epoch(model, view(epoch), opt, weights, cfg, rng, progress, f"epoch {epoch + 1}/{cfg.epochs}")
+        sched.step()
+        val = score_clips(clip_posteriors(model, val_feats), val_truth, labels, cfg.postprocess) if val_feats else {"accuracy": facc}
+        log = EpochLog(epoch + 1, loss, facc, val["accuracy"], float(np.mean(norms)) if norms else 0.0,
+                       float(np.mean([n > cfg.clip_norm for n in norms])) if norms else 0.0, time.time() - t0)
+        history.append(asdict(log))
+        if progress:
+            print(f"epoch {log.epoch:3d}  loss {loss:.4f}  frame acc {facc:.3f}  val clip acc {log.val_accuracy:.3f}"
+                  f"  grad-norm {log.grad_norm_mean:.2f} (clipped {log.clipped_share:.0%})  {log.seconds:.1f}s", flush=True)
+        if log.val_accuracy > best_acc:
+            best_acc, best_epoch = log.val_accuracy, log.epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif log.epoch - best_epoch >= cfg.patience:
+            if progress:
+                print(f"early stop: no validation improvement for {cfg.patience} epochs", flush=True)
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    metrics: dict[str, Any] = {"best_epoch": best_epoch, "train_seconds": round(time.time() - started, 1)}
+    for split, (feats, truth) in prep.eval_sets.items():
+        metrics[split] = score_clips(clip_posteriors(model, feats), truth, labels, cfg.postprocess)
+    metrics["size"] = model_size(mcfg)
+    save_run(out_dir, model, cfg, labels, metrics, history)
+    return metrics
+
+
+# ----------------------------------------------------------------------------- run folder
+def save_run(out_dir: Path, model: RecurrentKWS, cfg: TrainConfig, labels: list[str], metrics: dict, history: list) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / CHECKPOINT))
+    meta = {
+        "labels": labels,
+        "train_config": cfg.to_dict(),
+        "model": cfg.model.to_dict(),
+        "frontend": cfg.frontend.to_dict(),
+        "postprocess": cfg.postprocess.to_dict(),
+        "metrics": metrics,
+        "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
+    }
+    (out_dir / CONFIG).write_text(json.dumps(meta, indent=2))
+    with open(out_dir / "metrics.jsonl", "w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+
+
+@dataclass
+class Run:
+    model: RecurrentKWS
+    labels: list[str]
+    meta: dict[str, Any]
+    frontend: FrontendConfig
+    postprocess: PostprocessConfig
+
+
+def load_run(run_dir: Path) -> Run:
+    """Load a run folder. Weights come from safetensors (never unpickled)."""
+    run_dir = Path(run_dir)
+    cfg_path, ckpt = run_dir / CONFIG, run_dir / CHECKPOINT
+    if not cfg_path.exists() or not ckpt.exists():
+        raise UserError(f"{run_dir}: not a training run folder (needs {CONFIG} and {CHECKPOINT})")
+    try:
+        meta = json.loads(cfg_path.read_text())
+        mcfg = ModelConfig.from_dict(meta["model"])
+        fe = FrontendConfig.from_dict(meta["frontend"])
+        post = PostprocessConfig.from_dict(meta["postprocess"])
+        labels = list(meta["labels"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{cfg_path}: invalid run config ({exc})") from exc
+    model = build_model(mcfg)
+    try:
+        state = load_file(str(ckpt))
+        model.load_state_dict(state)
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise UserError(f"{ckpt}: cannot load checkpoint ({str(exc).splitlines()[0]})") from exc
+    model.eval()
+    return Run(model, labels, meta, fe, post)
