@@ -44,8 +44,8 @@ class StreamingModel:
                 raise ManifestError(f"{self.spec.path}: state {a['name']} input and output quantization differ")
         self.io_dtype = self._features["dtype"]
         fq = self.spec.feature_quantizer
-        if self.io_dtype != "float32" and not fq:
-            raise ManifestError(f"{self.spec.path}: quantized model without a feature_quantizer in the manifest")
+        if self.io_dtype != "float32" and (not fq or not {"scale", "zero_point", "dtype"} <= set(fq)):
+            raise ManifestError(f"{self.spec.path}: quantized model without a valid feature_quantizer in the manifest")
         self.state = self.initial_state()
 
     # ------------------------------------------------------------------ state

@@ -1,4 +1,4 @@
-"""Generate the firmware's C sources from an int8 TFLite flatbuffer and the front-end configuration.
+"""Generate the firmware's C sources from an artifacts folder (or a bare int8 TFLite flatbuffer).
 
 The generator walks the model's single subgraph in execution order and emits, for every operator, one
 call to a kernel of `firmware/src/kws_kernels.c` with constant parameter structs. Every number TFLite
@@ -11,11 +11,17 @@ Written files (all into the output directory):
   model_data.h / model_data.c   the model: `kws_model_step()`, `kws_model_invoke()`, buffers, constants
   model_tflite.h / model_tflite.c   the raw .tflite as an aligned byte array (for TFLM proper)
   kws_frontend_config.h         front-end settings from `edge.frontend.FrontendConfig`
+  kws_settings.h                labels, framing, quantization and detection settings (streaming models)
 
-Streaming models use "state as explicit I/O": pairs (state input, state output) named by the caller.
-`kws_model_step()` copies the new state into the state-input buffer after each invoke.
+Streaming models use "state as explicit I/O": pairs (state input, state output) from the manifest (or
+named by the caller). `kws_model_step()` copies the new state into the state-input buffer after each
+invoke. The detection thresholds become integer window sums with `edge.postprocess.integer_threshold`,
+so the firmware decides exactly like `python -m edge run` (firmware/src/kws_detect.c).
 
-CLI: python -m export.c_codegen --tflite MODEL.tflite --out DIR [--state-pairs IN:OUT ...]
+CLI (`python -m export codegen ...` or `python -m export.c_codegen ...`):
+  --artifacts DIR --out DIR [--threshold X]          what `make codegen` runs
+  --tflite MODEL.tflite --out DIR [--state-pairs IN:OUT ...]
+  costs --build FW_BUILD_DIR [--wav FILE] [--json]    `firmware_costs()`: flash/RAM/stack/instructions
 """
 
 from __future__ import annotations
@@ -1294,17 +1300,19 @@ def _c_list(values: Iterable[str]) -> str:
 
 def settings_header(settings: FirmwareSettings, banner: str = _banner("the artifacts' manifest")) -> str:
     """kws_settings.h: macros only (initializer lists for the tables), so the header can go anywhere."""
-    post, fe = settings.postprocess, settings.frontend
-    limits = settings.limits
     if not settings.labels:
         raise CodegenError("no labels")
-    if max(limits) > INT32_MAX or post.window * 255 > INT32_MAX:
-        raise CodegenError(f"detection window {post.window} is too long for int32 sums")
-    lines = [
-        banner,
-        "#ifndef KWS_SETTINGS_H",
-        "#define KWS_SETTINGS_H",
-        "",
+    if max(settings.limits) > INT32_MAX or settings.postprocess.window * 255 > INT32_MAX:
+        raise CodegenError(f"detection window {settings.postprocess.window} is too long for int32 sums")
+    lines = [banner, "#ifndef KWS_SETTINGS_H", "#define KWS_SETTINGS_H", ""]
+    lines += _label_macros(settings) + [""] + _quantization_macros(settings) + [""] + _detection_macros(settings)
+    lines += ["", "#endif /* KWS_SETTINGS_H */", ""]
+    return "\n".join(lines)
+
+
+def _label_macros(settings: FirmwareSettings) -> list[str]:
+    fe = settings.frontend
+    return [
         "/* Labels, in the model's output order. */",
         f"#define KWS_NUM_LABELS {len(settings.labels)}",
         f"#define KWS_LABEL_NAMES {_c_list(_c_string(label) for label in settings.labels)}",
@@ -1317,7 +1325,11 @@ def settings_header(settings: FirmwareSettings, banner: str = _banner("the artif
         f"#define KWS_WINDOW_MS {fe.window_ms}",
         f"#define KWS_HOP_SAMPLES {fe.hop_samples}",
         f"#define KWS_WINDOW_SAMPLES {fe.window_samples}",
-        "",
+    ]
+
+
+def _quantization_macros(settings: FirmwareSettings) -> list[str]:
+    lines = [
         "/* Quantization of the model's int8 tensors: real = scale * (q - zero_point). */",
         f"#define KWS_FEATURE_SCALE {_c_float(settings.features.scale)}",
         f"#define KWS_FEATURE_ZERO_POINT ({settings.features.zero_point})",
@@ -1333,22 +1345,23 @@ def settings_header(settings: FirmwareSettings, banner: str = _banner("the artif
             f"#define KWS_STATE_ZERO_POINTS {_c_list(str(st.quant.zero_point) for st in settings.states)}",
             f"#define KWS_STATE_BYTES {sum(st.size for st in settings.states)}",
         ]
-    thresholds = ", ".join(f"{label}={post.threshold_of(label):g}" for label in settings.labels)
-    lines += [
-        "",
+    return lines
+
+
+def _detection_macros(settings: FirmwareSettings) -> list[str]:
+    post = settings.postprocess
+    overrides = [f"{label}={post.thresholds[label]:g}" for label in settings.labels if label in post.thresholds]
+    thresholds = f"{post.threshold:g}" + (f"; per label: {', '.join(overrides)}" if overrides else " for every label")
+    return [
         "/* Detection (edge/postprocess.py, integer form): a label fires when the sum of its last",
         " * KWS_DETECT_WINDOW values (q - KWS_POSTERIOR_ZERO_POINT) reaches its limit,",
         " * limit = ceil(threshold * window / posterior scale) (edge.postprocess.integer_threshold);",
         " * after an event nothing fires for KWS_DETECT_REFRACTORY frames.",
-        f" * thresholds: {thresholds} */",
+        f" * threshold {thresholds} */",
         f"#define KWS_DETECT_WINDOW {post.window}",
         f"#define KWS_DETECT_REFRACTORY {post.refractory}",
-        f"#define KWS_DETECT_LIMITS {_c_list(str(v) for v in limits)}",
-        "",
-        "#endif /* KWS_SETTINGS_H */",
-        "",
+        f"#define KWS_DETECT_LIMITS {_c_list(str(v) for v in settings.limits)}",
     ]
-    return "\n".join(lines)
 
 
 def _quant(tensor: TensorInfo) -> QuantParams:
@@ -1405,11 +1418,13 @@ def generate(
     source_name: str = "a .tflite model",
     labels: Sequence[str] | None = None,
     postprocess: PostprocessConfig | None = None,
+    validate: Callable[["FirmwareSettings | None"], None] | None = None,
 ) -> GeneratedModel:
     """Write model_data.[ch], model_tflite.[ch], kws_frontend_config.h and kws_settings.h into `out_dir`.
 
     kws_settings.h is written for streaming models (one feature input, one posterior output besides
     the state pairs); see `model_settings` for the defaults without labels/post-processing.
+    `validate` may refuse the settings (raising CodegenError) before anything is written.
     """
     graph = load_graph(tflite)
     iface = resolve_interface(graph, state_pairs)
@@ -1418,6 +1433,8 @@ def generate(
     for op in graph.ops:
         lowering.lower(op)
     settings = model_settings(graph, iface, labels, postprocess, frontend_config)
+    if validate is not None:
+        validate(settings)
     digest = hashlib.sha256(tflite).hexdigest()[:16]
     banner = _banner(f"{source_name} (sha256 {digest}...)")
     header = _model_header(graph, iface, lowering.src.macs, banner)
@@ -1476,7 +1493,7 @@ def generate_from_artifacts(
     manifest = load_manifest(Path(artifacts))
     spec = manifest.variant("int8")
     tflite = spec.path.read_bytes()
-    info = generate(
+    return generate(
         tflite,
         out_dir,
         state_pairs=manifest.state_pairs,
@@ -1485,9 +1502,9 @@ def generate_from_artifacts(
         source_name=f"{Path(artifacts).name}/{spec.path.name}",
         labels=manifest.labels,
         postprocess=threshold_override(manifest.postprocess, threshold),
+        validate=lambda settings: _check_against_manifest(settings, spec.feature_quantizer, spec.output("probs"),
+                                                          spec.path),
     )
-    _check_against_manifest(info.settings, spec.feature_quantizer, spec.output("probs"), spec.path)
-    return info
 
 
 def _check_against_manifest(
@@ -1645,11 +1662,12 @@ def firmware_costs(build_dir: Path, wav: Path | None = None, timeout_s: float = 
         costs.update(model_flash_bytes=model["flash"], model_ram_bytes=model["ram"],
                      detect_flash_bytes=detect["flash"], detect_ram_bytes=detect["ram"])
     if wav is not None:
-        costs.update(_measured_costs(run_m4(elf, Path(wav), ("--stats", "--no-posteriors"), timeout_s)))
+        costs.update(measured_costs(run_m4(elf, Path(wav), ("--stats", "--no-posteriors"), timeout_s)))
     return costs
 
 
-def _measured_costs(output: str) -> dict[str, Any]:
+def measured_costs(output: str) -> dict[str, Any]:
+    """The run-time half of `firmware_costs` from the output of an M4 run with --stats."""
     stats = parse_app_output(output)["stats"]
     needed = ("frames", "hops", "frontend", "model", "detect", "macs", "stack_high_water",
               "calibration_instructions", "calibration_ticks")

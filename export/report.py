@@ -38,6 +38,7 @@ models[i]:
 | run | str or null | training run used for PyTorch float (null when missing) |
 | data, recipe, split | str | evaluation data folder, its recipe, split |
 | labels | [str] | class labels |
+| postprocess | object | the manifest's post-processing: window, threshold, thresholds (per-label), refractory |
 | model | object | cell, hidden, layers, params, macs_per_frame |
 | reference | str | the float variant agreement is measured against: "pytorch_float", else "tflite_float32" |
 | summary | str | "int8 costs X pp accuracy and Y pp FRR@1FA/h, saves Z KB, runs W µs/frame" |
@@ -491,6 +492,7 @@ def evaluate_model(ctx: ModelContext, opts: ReportOptions) -> dict[str, Any]:
         "recipe": ctx.data.recipe.value,
         "split": SPLIT,
         "labels": list(m.labels),
+        "postprocess": m.postprocess.to_dict(),
         "model": {"cell": cfg.get("cell"), "hidden": cfg.get("hidden"), "layers": cfg.get("layers"),
                   "params": mcfg.get("params"), "macs_per_frame": mcfg.get("macs_per_frame")},
         "reference": reference,
@@ -771,9 +773,13 @@ def model_section(doc: Doc, m: dict[str, Any], opts: ReportOptions) -> None:
         op = e["operating_point"]
         at = [e["frr_at_fa"][str(t)] for t in FA_TARGETS]
         rows.append([e["title"] + (f" (first {e['stream']['seconds'] / 60:.1f} min)" if e["stream"]["shortened"] else ""),
-                     f"{op['threshold']:.2f}", _pct(op["recall"]), _num(op["fa_per_hour"]),
-                     *[None if a is None else f"{100 * a['frr']:.2f}% (t={a['threshold']:.2f})" for a in at]])
+                     f"{op['threshold']:g}", _pct(op["recall"]), _num(op["fa_per_hour"]),
+                     *[None if a is None else f"{100 * a['frr']:.2f}% (t={a['threshold']:g})" for a in at]])
     doc.table(["variant", "manifest threshold", "recall", "FA/h", *[f"FRR @ {t:g} FA/h" for t in FA_TARGETS]], rows)
+    overrides = m["postprocess"]["thresholds"]
+    doc.p(f"Manifest post-processing: window {m['postprocess']['window']} frames, refractory "
+          f"{m['postprocess']['refractory']} frames" + (f", per-label thresholds {overrides}" if overrides else "")
+          + ". The sweep sets one threshold for every keyword (as `edge run --threshold`).")
     if any(e["stream"]["shortened"] for e in v.values()):
         doc.p("TFLite Micro ran on the first part of the stream only (--tflm-minutes), keywords ending inside it.")
     doc.image(m["plots"]["det"], "DET curves")

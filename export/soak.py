@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import resource
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -76,6 +76,10 @@ def fold_weights(model: RecurrentKWS) -> FoldedWeights:
             lw.wh[g] = w[f"wh_{g}"].T.copy()
         if cfg.cell is Cell.GRU:
             lw.bh_n = w["bh_n"]
+        complement = {Cell.GRU: "z", Cell.LSTM: "f"}.get(cfg.cell)
+        if complement:  # sigmoid(-a) = 1 - sigmoid(a): export the gate's complement (see _cell_step)
+            lw.wx[complement], lw.bx[complement], lw.wh[complement] = (
+                -lw.wx[complement], -lw.bx[complement], -lw.wh[complement])
         layers.append(lw)
     head = (_np(model.head.weight).T.copy(), _np(model.head.bias))
     return FoldedWeights(cfg, proj, layers, head)
@@ -105,16 +109,21 @@ def _cell_step(cell: Cell, k: _Consts, layer: int, x, states: dict[str, tf.Tenso
     pre = {g: tf.matmul(x, wx[g]) + bx[g] for g in wx}
     if cell is Cell.GRU:
         r = tf.sigmoid(pre["r"] + tf.matmul(h, wh["r"]))
-        z = tf.sigmoid(pre["z"] + tf.matmul(h, wh["z"]))
+        # u = 1 - z = sigmoid(-(pre_z)): the update gate's weights were negated in fold_weights, so u is
+        # computed directly. int8 LOGISTIC outputs cannot reach 1.0 (max 255/256), so z*(h - n) would leak
+        # 0.4 % of the state per step; u rounding to exactly 0 instead holds the state perfectly.
+        u = tf.sigmoid(pre["z"] + tf.matmul(h, wh["z"]))
         n = tf.tanh(pre["n"] + r * (tf.matmul(h, wh["n"]) + bh_n))
-        return {"h": n + z * (h - n)}
+        return {"h": h + u * (n - h)}
     if cell is Cell.RNN:
         return {"h": tf.tanh(pre["a"] + tf.matmul(h, wh["a"]))}
     i = tf.sigmoid(pre["i"] + tf.matmul(h, wh["i"]))
-    f = tf.sigmoid(pre["f"] + tf.matmul(h, wh["f"]))
+    # forget complement fbar = 1 - f (weights negated in fold_weights), for the same reason as GRU's u
+    fbar = tf.sigmoid(pre["f"] + tf.matmul(h, wh["f"]))
     g = tf.tanh(pre["g"] + tf.matmul(h, wh["g"]))
     o = tf.sigmoid(pre["o"] + tf.matmul(h, wh["o"]))
-    c_new = f * states["c"] + i * g
+    c = states["c"]
+    c_new = c + (i * g - fbar * c)
     return {"h": o * tf.tanh(c_new), "c": c_new}
 
 

@@ -7,6 +7,7 @@
 #   firmware-m4        Cortex-M4F image for QEMU mps2-an386: $(FW_BUILD_DIR)/m4/kws_m4.elf
 #   firmware-run-m4    run the M4 image in QEMU on FW_WAV=path/to/16k_mono.wav (prints stats)
 #   firmware-size      flash/RAM report of the M4 image
+#   firmware-costs     flash/RAM/stack/instructions per frame as JSON (FW_WAV=... runs it under QEMU)
 #   firmware-third-party  fetch the TFLM audio front end (pymicro-features source package) from PyPI
 #   firmware-clean
 #
@@ -47,9 +48,13 @@ firmware-third-party: $(FW_PMF_STAMP)
 FW_CORE_NAMES := kws_kernels kws_frontend kws_fft kws_fe_alloc kws_app kws_detect kws_profile
 FW_GEN_NAMES := model_data model_tflite
 FW_GEN_FILES := $(addprefix $(FW_GEN_DIR)/,model_data.c model_data.h model_tflite.c model_tflite.h \
-                  kws_frontend_config.h kws_settings.h)
+                  kws_frontend_config.h)
+# Application settings (labels, detection): needed by the app and the detector only, so that the
+# kernel test harness builds for any model (c_codegen writes it for streaming models).
+FW_SETTINGS := $(FW_GEN_DIR)/kws_settings.h
+FW_SETTINGS_USERS := kws_app kws_detect
 
-$(FW_GEN_FILES):
+$(FW_GEN_FILES) $(FW_SETTINGS):
 	@echo "firmware: missing $@ -- run 'make codegen' (python -m export codegen --artifacts DIR --out $(FW_GEN_DIR))" >&2
 	@exit 2
 
@@ -94,6 +99,7 @@ FW_HOST_GEN_OBJS := $(addprefix $(FW_HOST_DIR)/gen/,$(addsuffix .o,$(FW_GEN_NAME
 FW_HOST_OBJS := $(call fw_objs,host,$(FW_CORE_NAMES) board_host) $(FW_HOST_FE_OBJS) $(FW_HOST_GEN_OBJS)
 
 $(eval $(call fw_rules,host,$(FW_HOST_CC),$(FW_HOST_CFLAGS),$(FW_DIR)/boards/host))
+$(call fw_objs,host,$(FW_SETTINGS_USERS)): $(FW_SETTINGS)
 
 $(FW_HOST_DIR)/kws_host: $(FW_HOST_OBJS)
 	$(FW_HOST_CC) $(FW_HOST_CFLAGS) $^ -lm -o $@
@@ -103,7 +109,7 @@ $(FW_HOST_DIR)/kws_model_runner: $(call fw_objs,host,kws_kernels model_runner) $
 
 # The detector needs only kws_settings.h: one compiler call, no model or front end.
 FW_DETECT_RUNNER_SRCS := $(FW_DIR)/src/kws_detect.c $(FW_DIR)/boards/host/detect_runner.c
-$(FW_HOST_DIR)/kws_detect_runner: $(FW_DETECT_RUNNER_SRCS) $(FW_DIR)/include/kws_detect.h $(FW_GEN_DIR)/kws_settings.h
+$(FW_HOST_DIR)/kws_detect_runner: $(FW_DETECT_RUNNER_SRCS) $(FW_DIR)/include/kws_detect.h $(FW_SETTINGS)
 	@mkdir -p $(@D)
 	$(FW_HOST_CC) $(FW_HOST_CFLAGS) $(FW_OWN_FLAGS) -I$(FW_DIR)/include -I$(FW_GEN_DIR) $(FW_DETECT_RUNNER_SRCS) -o $@
 
@@ -128,6 +134,7 @@ FW_M4_OBJS := $(call fw_objs,m4,$(FW_CORE_NAMES) startup board_qemu semihosting)
               $(FW_M4_GEN_OBJS)
 
 $(eval $(call fw_rules,m4,$(FW_M4_CC),$(FW_M4_CFLAGS),$(FW_M4_BOARD)))
+$(call fw_objs,m4,$(FW_SETTINGS_USERS)): $(FW_SETTINGS)
 
 $(FW_M4_DIR)/kws_m4.elf: $(FW_M4_OBJS) $(FW_M4_LDSCRIPT)
 	$(FW_M4_CC) $(FW_M4_CFLAGS) -nostartfiles --specs=nano.specs -T $(FW_M4_LDSCRIPT) \
@@ -143,6 +150,11 @@ firmware-run-m4: $(FW_M4_DIR)/kws_m4.elf
 	@test -n "$(FW_WAV)" || { echo "firmware-run-m4: set FW_WAV=path/to/16k_mono.wav" >&2; exit 2; }
 	$(FW_QEMU) $(FW_QEMU_FLAGS) -semihosting-config enable=on,target=native,arg=kws_m4,arg=$(FW_WAV),arg=--stats \
 	    -kernel $<
+
+# flash/RAM (+ stack and instructions per frame with FW_WAV) as JSON: export.c_codegen.firmware_costs()
+.PHONY: firmware-costs
+firmware-costs: $(FW_M4_DIR)/kws_m4.elf
+	$(FW_PYTHON) -m export codegen costs --build $(FW_BUILD_DIR) --json $(if $(FW_WAV),--wav $(FW_WAV))
 
 firmware-size: $(FW_M4_DIR)/kws_m4.elf
 	$(FW_M4_PREFIX)size -A $< | grep -E '^(\.text|\.rodata|\.data|\.bss|\.stack|\.heap|section)'

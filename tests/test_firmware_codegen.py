@@ -97,3 +97,20 @@ def test_cli_user_errors_are_one_line(tmp_path: Path) -> None:
     bad = _cli("--tflite", str(garbage), "--out", str(tmp_path / "out"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("c_codegen: error:")
+
+
+def _export_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "export", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def test_codegen_and_costs_cli_user_errors_are_one_line(tmp_path: Path) -> None:
+    """`python -m export codegen ...` (what `make codegen` runs): refusals are one line, status 2."""
+    not_artifacts = _export_cli("codegen", "--artifacts", str(tmp_path), "--out", str(tmp_path / "gen"))
+    assert not_artifacts.returncode == 2 and "manifest.json" in not_artifacts.stderr
+    no_source = _export_cli("codegen", "--out", str(tmp_path / "gen"))
+    assert no_source.returncode == 2 and "--artifacts" in no_source.stderr
+    no_image = _export_cli("codegen", "costs", "--build", str(tmp_path))
+    assert no_image.returncode == 2 and "make firmware-m4" in no_image.stderr
+    for result in (not_artifacts, no_source, no_image):
+        assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert not (tmp_path / "gen").exists()

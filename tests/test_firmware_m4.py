@@ -13,7 +13,6 @@ Needs arm-none-eabi-gcc and qemu-system-arm: skipped without them, failed when C
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
@@ -61,47 +60,6 @@ def run_qemu(elf: Path, wav: Path, *flags: str) -> subprocess.CompletedProcess:
     )
 
 
-def section_sizes(elf: Path) -> dict[str, int]:
-    out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
-    sizes = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
-            sizes[parts[0]] = int(parts[1])
-    return sizes
-
-
-def model_share(map_file: Path) -> dict[str, int]:
-    """Bytes linked from the generated model and the kernels, split into flash and RAM."""
-    flash = ram = 0
-    section = ""
-    pattern = re.compile(r"^\s*(\.\S+)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)$")
-    in_discarded = True
-    for line in map_file.read_text().splitlines():
-        if line.startswith("Linker script and memory map"):
-            in_discarded = False
-        if in_discarded:
-            continue
-        if re.match(r"^\s*\.\S+\s*$", line):
-            section = line.strip()
-            continue
-        m = pattern.match(line)
-        if not m:
-            continue
-        section = m.group(1) or section
-        obj = m.group(3)
-        if not (obj.endswith("model_data.o") or obj.endswith("kws_kernels.o")):
-            continue
-        size = int(m.group(2), 16)
-        if section.startswith((".text", ".rodata")):
-            flash += size
-        elif section.startswith((".data", ".bss")):
-            ram += size
-            if section.startswith(".data"):
-                flash += size  # initial values are stored in flash too
-    return {"flash": flash, "ram": ram}
-
-
 def test_m4_streaming_matches_reference(m4_build: dict) -> None:
     from edge.frontend import compute_features
 
@@ -120,39 +78,27 @@ def test_m4_streaming_matches_reference(m4_build: dict) -> None:
 
 
 def test_m4_resources_and_instruction_counts(m4_build: dict) -> None:
+    from export.c_codegen import firmware_costs, measured_costs
+
     wav = m4_build["work"] / "speech_short.wav"
     concatenated_speech(wav, 3)
-    result = run_qemu(m4_build["elf"], wav, "--stats")
+    result = run_qemu(m4_build["elf"], wav, "--stats", "--no-posteriors")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
-    _, _, stats = parse_firmware_output(result.stdout)
-    extra = stats
+    _, posteriors, stats = parse_firmware_output(result.stdout)
+    assert len(posteriors) == 0  # --no-posteriors: events only
     # Calibration: a 2-instruction loop of known length must read exactly 40 instructions per tick
     # (the loop is a whole number of ticks long; 1 tick of slack for the start/stop phase).
-    ticks = int(extra["calibration_ticks"])
-    assert abs(ticks * INSTRUCTIONS_PER_TICK - int(extra["calibration_instructions"])) <= INSTRUCTIONS_PER_TICK
-    frames = int(stats["frames"])
-    hops = frames + 2  # the first two hops only fill the 30 ms window
-    frontend_instr = int(stats["frontend"]) * INSTRUCTIONS_PER_TICK / hops
-    model_instr = int(stats["model"]) * INSTRUCTIONS_PER_TICK / frames
-    sizes = section_sizes(m4_build["elf"])
-    share = model_share(m4_build["elf"].with_suffix(".map"))
-    report = {
-        "flash_text_rodata": sizes[".text"] + sizes[".rodata"],
-        "ram_data_bss": sizes.get(".data", 0) + sizes[".bss"],
-        "stack_high_water": int(extra["stack_high_water"]),
-        "frontend_arena": int(stats["fe_arena"]),
-        "model_flash": share["flash"],
-        "model_ram": share["ram"],
-        "frontend_instructions_per_hop": round(frontend_instr),
-        "model_instructions_per_frame": round(model_instr),
-        "model_instructions_per_mac": round(model_instr / int(stats["macs"]), 2),
-    }
+    ticks = int(stats["calibration_ticks"])
+    assert abs(ticks * INSTRUCTIONS_PER_TICK - int(stats["calibration_instructions"])) <= INSTRUCTIONS_PER_TICK
+    assert int(stats["hops"]) == int(stats["frames"]) + 2  # the first two hops only fill the 30 ms window
+    report = {**firmware_costs(m4_build["work"] / "build"), **measured_costs(result.stdout)}
     (m4_build["work"] / "m4_report.json").write_text(json.dumps(report, indent=2))
     print("M4 report:", json.dumps(report))
-    assert share["flash"] <= 32 * 1024, report
-    assert share["ram"] <= 8 * 1024, report
-    assert 0 < report["stack_high_water"] < 16 * 1024, report
+    assert report["model_flash_bytes"] <= 32 * 1024, report
+    assert report["model_ram_bytes"] <= 8 * 1024, report
+    assert 0 < report["stack_bytes"] < 16 * 1024, report
+    assert report["flash_bytes"] > report["model_flash_bytes"] and report["ram_bytes"] > report["model_ram_bytes"]
     # Plausibility of the counts (the frame loop really ran under -icount): a GRU-64 step needs at
     # least one instruction per MAC, and the front end's 512-point FFT alone takes thousands.
-    assert model_instr >= int(stats["macs"]), report
-    assert frontend_instr > 5000, report
+    assert report["model_instructions_per_frame"] >= report["macs_per_frame"], report
+    assert report["frontend_instructions_per_hop"] > 5000, report

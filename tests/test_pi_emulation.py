@@ -3,7 +3,7 @@
 The Pi is Raspberry Pi OS 64-bit as far as user space goes: Debian bookworm's arm64 python3.11 with the
 aarch64 wheels of the edge dependencies, run by qemu user-mode emulation with a Pi 4 (Cortex-A72) or
 Pi 5 (Cortex-A76) CPU model and /proc/cpuinfo (tests/pi/README.md). The userland is built on first use
-by tests/pi/make_rootfs.sh into .cache/pi (about a minute and a half) and reused afterwards.
+by tests/pi/make_rootfs.sh into .cache/pi (about a minute) and reused afterwards.
 
 Without qemu-aarch64-static/debootstrap the tests skip, except under CI=true where they fail: CI must
 run them. `make test-pi` runs this file alone.
@@ -26,7 +26,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PI_DIR = REPO / "tests" / "pi"
 TOOLS = ("qemu-aarch64-static", "debootstrap", "dpkg-deb")
-#: Generous bounds; measured: rootfs from scratch 72 s, one emulated probe run 9 s.
+#: Generous bounds; measured: rootfs from scratch 58-72 s, one emulated run 5-12 s.
 BUILD_TIMEOUT_S = 600
 RUN_TIMEOUT_S = 300
 #: Clips for the edge runtime comparison, relative to the Speech Commands subset (all 16 kHz, so no

@@ -70,7 +70,7 @@ def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int) -> Path
     if out.exists():
         shutil.rmtree(out)  # an interrupted generation of our own cache folder
     out.parent.mkdir(parents=True, exist_ok=True)
-    synth.generate_dataset(out, keywords=list(words), negatives=None, n_per_word=per_word, seed=seed)
+    synth.generate_dataset(out, keywords=list(words), negatives=None, n_per_word=per_word, seed=seed, workers=2)
     return out
 
 

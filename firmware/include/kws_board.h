@@ -35,11 +35,18 @@ typedef struct {
     int print_features; /* debug: print every uint16 feature frame */
     int print_stats;    /* print counter totals at the end */
     int no_posteriors;  /* print only events, not every frame's posteriors (what a device would do) */
+    uint32_t reset_every_hops; /* 0: never; N: kws_app_reset() before every N-th hop (a reset policy,
+                                  like `python -m edge run --reset-every N*hop`) */
 } kws_app_options_t;
 
 /* The application: front end + model + detection on every hop until the audio ends (state reset at
  * the start). Returns 0 on success. */
 int kws_app_run(const kws_app_options_t *options);
+
+/* Back to power-on state: front end, recurrent model state, detector (smoothing window, refractory
+ * period, event frame counter). kws_app_run() calls it per `reset_every_hops`; a board with its own
+ * loop (kws_frontend_process -> kws_model_step -> kws_detector_update) calls it between hops. */
+void kws_app_reset(void);
 
 #ifdef __cplusplus
 }

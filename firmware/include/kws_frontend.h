@@ -18,6 +18,8 @@ extern "C" {
 
 /* Returns 0 on success, -1 if the configuration cannot be built. */
 int kws_frontend_init(void);
+/* Back to the state right after kws_frontend_init() (empty window, zero noise estimate). */
+void kws_frontend_reset(void);
 /* Feed exactly one hop of samples; returns the feature frame (num_channels values) or NULL while the
  * first window is still filling. The returned buffer is valid until the next call. */
 const uint16_t *kws_frontend_process(const int16_t *hop_samples);

@@ -4,9 +4,11 @@
  * Output (text, one record per line; parsed by tests/test_firmware_*.py):
  *   KWS channels=<F> classes=<C> hop=<samples>
  *   F <frame> <F uint16 features>        only with print_features
- *   P <frame> <C int8 posteriors>        one per feature frame (unless no_posteriors)
+ *   P <frame> <C int8 posteriors>        one per feature frame (unless no_posteriors); frames counted
+ *                                        from the start of the stream
  *   E <frame> <label index> <time ms> <window sum> <label name>
- *                                        a detected keyword (kws_detect.h); the name may contain spaces
+ *                                        a detected keyword (kws_detect.h): frame and time counted from
+ *                                        the last reset; the name (last field) may contain spaces
  *   T hops=<n> frames=<n> events=<n> frontend=<total> model=<total> detect=<total> unit=<unit> ...
  *                                        only with print_stats
  *   K <op kind>=<total> ...              per operator kind, profiling builds (-DKWS_PROFILE) only
@@ -153,6 +155,12 @@ static void emit_stats(line_t *l, const run_totals_t *t) {
 #endif
 }
 
+void kws_app_reset(void) {
+    kws_frontend_reset();
+    kws_model_reset();
+    kws_detector_reset();
+}
+
 int kws_app_run(const kws_app_options_t *options) {
     static int16_t hop[KWS_MAX_HOP];
     static int8_t features[KWS_MODEL_FEATURE_SIZE];
@@ -176,7 +184,16 @@ int kws_app_run(const kws_app_options_t *options) {
     flush_line(&line);
 
     run_totals_t totals = {0, 0, 0, 0, 0, 0};
-    while (read_hop(hop, hop_samples) == hop_samples) {
+    uint32_t hops_since_reset = 0;
+    for (;;) {
+        if (options->reset_every_hops && hops_since_reset == options->reset_every_hops) {
+            kws_app_reset();
+            hops_since_reset = 0;
+        }
+        if (read_hop(hop, hop_samples) != hop_samples) {
+            break;
+        }
+        ++hops_since_reset;
         const uint32_t t0 = kws_board_counter();
         const uint16_t *frame = kws_frontend_process(hop);
         const uint32_t t1 = kws_board_counter();

@@ -34,6 +34,9 @@ int kws_frontend_init(void) {
     return FrontendPopulateState(&cfg, &g_state, KWS_FE_SAMPLE_RATE) ? 0 : -1;
 }
 
+/* FrontendPopulateState() ends with this same FrontendReset(), so a reset equals a fresh start. */
+void kws_frontend_reset(void) { FrontendReset(&g_state); }
+
 const uint16_t *kws_frontend_process(const int16_t *hop_samples) {
     size_t consumed = 0;
     const struct FrontendOutput out =

@@ -71,7 +71,7 @@ as_root() {
     elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
         sudo -n "$@"
     else
-        die "building the rootfs needs root (debootstrap); run 'sudo make pi-rootfs' once"
+        die "building the rootfs needs root (debootstrap); run once: sudo bash tests/pi/make_rootfs.sh"
     fi
 }
 
@@ -171,6 +171,10 @@ main() {
     make_prefix 4
     make_prefix 5
     build_site
+    # Run with sudo: leave the cache to the user who asked for it.
+    if ((EUID == 0)) && [[ -n ${SUDO_UID:-} ]]; then
+        chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$CACHE"
+    fi
     log "ready: $CACHE ($(cat "$ROOTFS/.pi-rootfs"); $(cat "$CACHE/site/.pi-site"))"
 }
 

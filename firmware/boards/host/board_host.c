@@ -1,7 +1,7 @@
 /*
  * Host board: audio from a 16 kHz mono 16-bit PCM WAV file, events to stdout, counter in ns.
  *
- * usage: kws_host [--features] [--stats] [--no-posteriors] input.wav
+ * usage: kws_host [--features] [--stats] [--no-posteriors] [--reset-every HOPS] input.wav
  * Exit status 2 with one line on stderr for user errors (bad arguments, unreadable or wrong WAV).
  */
 #define _POSIX_C_SOURCE 199309L
@@ -88,7 +88,7 @@ uint32_t kws_board_counter(void) {
 const char *kws_board_counter_unit(void) { return "ns"; }
 
 int main(int argc, char **argv) {
-    kws_app_options_t options = {0, 0, 0};
+    kws_app_options_t options = {0, 0, 0, 0};
     const char *path = NULL;
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--features")) {
@@ -97,14 +97,21 @@ int main(int argc, char **argv) {
             options.print_stats = 1;
         } else if (!strcmp(argv[i], "--no-posteriors")) {
             options.no_posteriors = 1;
+        } else if (!strcmp(argv[i], "--reset-every") && i + 1 < argc) {
+            char *end = NULL;
+            const long hops = strtol(argv[++i], &end, 10);
+            if (*end != 0 || hops < 1) {
+                fail("--reset-every needs a positive number of hops", argv[i]);
+            }
+            options.reset_every_hops = (uint32_t)hops;
         } else if (argv[i][0] == '-' || path) {
-            fail("usage: kws_host [--features] [--stats] [--no-posteriors] input.wav", NULL);
+            fail("usage: kws_host [--features] [--stats] [--no-posteriors] [--reset-every HOPS] input.wav", NULL);
         } else {
             path = argv[i];
         }
     }
     if (!path) {
-        fail("usage: kws_host [--features] [--stats] [--no-posteriors] input.wav", NULL);
+        fail("usage: kws_host [--features] [--stats] [--no-posteriors] [--reset-every HOPS] input.wav", NULL);
     }
     open_wav(path);
     const int rc = kws_app_run(&options);

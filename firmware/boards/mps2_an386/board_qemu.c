@@ -160,7 +160,7 @@ static char *next_token(char *start) {
 
 int main(void) {
     static char cmdline[1024];
-    kws_app_options_t options = {0, 0, 0};
+    kws_app_options_t options = {0, 0, 0, 0};
     const char *path = NULL;
     g_console = sh_open(":tt", 4);
     if (sh_get_cmdline(cmdline, sizeof(cmdline)) != 0) {
