@@ -77,22 +77,25 @@ def _emit(ev: dict[str, Any], as_json: bool) -> None:
 
 
 def _stream(det: StreamingDetector, chunks: Iterator[np.ndarray], source: str, as_json: bool,
-            reset_every: float) -> int:
+            reset_every: float, posteriors: list[np.ndarray]) -> int:
+    """Stream chunks through the detector; with a reset policy, reset every `reset_every` seconds of audio.
+    Event times count from the start of the source; posteriors of every segment are kept in order."""
     count = 0
-    offset = 0.0  # seconds since the start of the source, across policy resets
+    consumed = 0  # samples of this source already processed before the current segment
     since_reset = 0
     limit = int(reset_every * det.sample_rate) if reset_every > 0 else 0
     for chunk in chunks:
-        if limit:
-            while since_reset + len(chunk) >= limit:
-                take = limit - since_reset
-                count += _process(det, chunk[:take], source, as_json, offset)
-                chunk = chunk[take:]
-                offset += det.detector._frame * det.manifest.frontend.hop_ms / 1000  # frames consumed so far
-                det.reset()
-                since_reset = 0
+        while limit and since_reset + len(chunk) >= limit:
+            take = limit - since_reset
+            count += _process(det, chunk[:take], source, as_json, consumed / det.sample_rate)
+            chunk = chunk[take:]
+            consumed += limit
+            posteriors.append(det.posterior_array())
+            det.reset()
+            since_reset = 0
+        count += _process(det, chunk, source, as_json, consumed / det.sample_rate)
         since_reset += len(chunk)
-        count += _process(det, chunk, source, as_json, offset)
+    posteriors.append(det.posterior_array())
     return count
 
 
@@ -165,18 +168,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         for path in args.wav:
             chunks = iter_wav_chunks(path, rate)
             det.reset()
-            total += _stream(det, chunks, str(path) if len(args.wav) > 1 else "", args.json, args.reset_every)
-            posteriors.append(det.posterior_array())
+            total += _stream(det, chunks, str(path) if len(args.wav) > 1 else "", args.json, args.reset_every, posteriors)
     elif args.stdin:
-        total += _stream(det, _stdin_chunks(), "", args.json, args.reset_every)
-        posteriors.append(det.posterior_array())
+        total += _stream(det, _stdin_chunks(), "", args.json, args.reset_every, posteriors)
     else:
         stats = {"overflows": 0}
         try:
-            total += _stream(det, _mic_chunks(rate, args.device, args.seconds, stats), "", args.json, args.reset_every)
+            total += _stream(det, _mic_chunks(rate, args.device, args.seconds, stats), "", args.json, args.reset_every, posteriors)
         except KeyboardInterrupt:
-            pass
-        posteriors.append(det.posterior_array())
+            posteriors.append(det.posterior_array())
         print(f"microphone input overflows: {stats['overflows']}", file=sys.stderr)
     if args.probs:
         np.save(args.probs, np.concatenate(posteriors) if posteriors else np.zeros((0, len(det.labels))))

@@ -55,6 +55,11 @@ def trained_run(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from train.models import ModelConfig
     from train.trainer import TrainConfig, train
 
+    if os.environ.get("KWS_TEST_ARTIFACTS"):  # local iteration: reuse an existing export and its run
+        import json
+
+        manifest = json.loads((Path(os.environ["KWS_TEST_ARTIFACTS"]) / "manifest.json").read_text())
+        return Path(manifest["training"]["run"])
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(recipe="speech_commands", data=str(sc_dir), model=ModelConfig(hidden=32),
                       epochs=6, views=2, batch=32, seed=0)
@@ -67,6 +72,8 @@ def artifacts(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """The run exported with the real pipeline (all variants, baseline, ONNX, verify on 60 s)."""
     from export.pipeline import ExportOptions, build_artifacts
 
+    if os.environ.get("KWS_TEST_ARTIFACTS"):
+        return Path(os.environ["KWS_TEST_ARTIFACTS"])
     out = tmp_path_factory.mktemp("art") / "kws"
     # An under-trained 4-epoch model: its int8 agreement is lower than a real model's, so the gate is
     # relaxed to 0.9 here; the default 0.98 gate is exercised in test_export.py.
