@@ -60,14 +60,14 @@ def test_model_size_is_counted(cell: Cell) -> None:
     assert model_size(cfg)["params"] == sum(p.numel() for p in m.parameters())
 
 
-def _tiny_view(num_classes: int = 3, seed: int = 0):
+def _tiny_view(num_classes: int = 3, seed: int = 0, objective: str = "frame"):
     rng = np.random.default_rng(seed)
     t = np.arange(12000) / 16000
     clips = [((np.sin(2 * np.pi * (300 + 500 * k) * t) * 8000 * np.hanning(len(t))).astype(np.int16), 1 + k % 2)
              for k in range(6)]
     noise = [(rng.standard_normal(16000 * 5) * 300).astype(np.int16)]
     from edge.frontend import FrontendConfig
-    return build_view(clips, noise, {"_silence_": 0, "a": 1, "b": 2}, StreamConfig(chunk_frames=50), FrontendConfig(),
+    return build_view(clips, noise, {"_silence_": 0, "a": 1, "b": 2}, StreamConfig(chunk_frames=50, objective=objective), FrontendConfig(),
                       batch=2, seed=seed, progress=False)
 
 
@@ -77,6 +77,17 @@ def test_stream_labels_and_episode_resets() -> None:
     assert v.resets[:, 0].all()  # every row starts from a fresh state
     labelled = v.labels[v.labels != IGNORE]
     assert {0, 1, 2} <= set(labelled.tolist())
+
+
+def test_clip_objective_labels_only_the_end_of_each_clip() -> None:
+    v = _tiny_view(objective="clip")
+    labelled = v.labels != IGNORE
+    # one clip per episode, each episode starts a fresh state and carries exactly clip_frames labels
+    assert v.resets.sum() >= 6
+    per_row = labelled.sum(axis=1)
+    # every episode (6 clips, plus background segments) contributes exactly clip_frames = 10 targets
+    assert per_row.sum() % 10 == 0 and per_row.sum() >= 60
+    assert {1, 2} <= set(v.labels[labelled].tolist())
 
 
 def test_gradient_clipping_is_active_and_state_is_carried(monkeypatch: pytest.MonkeyPatch) -> None:

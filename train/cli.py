@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=int, default=1)
     t.add_argument("--proj", type=int, default=0, help="input projection width (0 = none)")
     t.add_argument("--bidirectional", action="store_true", help="offline scoring only; cannot be exported")
+    t.add_argument("--objective", default="frame", choices=("frame", "clip"),
+                   help="frame: a target per frame of long streams (default); clip: one label per clip (many-to-one)")
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-2)
@@ -94,6 +96,7 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, Path, tuple[str, ...] |
 
 def cmd_train(args: argparse.Namespace) -> int:
     from train.models import Cell, ModelConfig
+    from train.streams import Objective, StreamConfig
     from train.trainer import TrainConfig, train
 
     if args.out.exists() and any(args.out.iterdir()):
@@ -112,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     cfg = TrainConfig(recipe=recipe, data=str(root), keywords=kws or (), model=mcfg, epochs=args.epochs,
-                      batch=args.batch, lr=args.lr, views=args.views, seed=args.seed)
+                      batch=args.batch, lr=args.lr, views=args.views, seed=args.seed,
+                      stream=StreamConfig(objective=Objective(args.objective)))
     metrics = train(cfg, args.out, progress=not args.quiet)
     test = metrics.get("test", metrics.get("validation", {}))
     print(f"run saved to {args.out}: test clip accuracy {test.get('accuracy', float('nan')):.4f} "

@@ -13,6 +13,7 @@ alone) and a state carried over many seconds (as on a device).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +25,20 @@ from train.data import SILENCE, UNKNOWN
 IGNORE = -100
 
 
+class Objective(str, enum.Enum):
+    #: many-to-many: a target for every frame of a long stream (the default; see README)
+    FRAME = "frame"
+    #: many-to-one: one label per clip, read from the last `clip_frames` frames of each clip, each clip
+    #: starting from a reset state
+    CLIP = "clip"
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     """How training streams are assembled and augmented."""
+
+    objective: Objective = Objective.FRAME
+    clip_frames: int = 10  # many-to-one: frames at the end of each clip that carry the clip's label
 
     chunk_frames: int = 100  # TBPTT chunk length (1 s)
     max_clips_per_episode: int = 8
@@ -118,6 +130,12 @@ def build_episode(
         speech = speech + _noise_bed(noise, total, rng) * noise_level
     pcm = np.clip(np.rint(speech), -32768, 32767).astype(np.int16)
 
+    if Objective(cfg.objective) is Objective.CLIP:
+        labels = np.full(n_frames, IGNORE, dtype=np.int64)
+        k_last = max(1, (pos - win) // hop + 1)  # frames that end inside the clip (before the tail gap)
+        label = marks[-1][2] if marks else silence_id
+        labels[max(0, k_last - cfg.clip_frames) : k_last] = label
+        return Episode(pcm, labels[:n_frames])
     labels = np.full(n_frames, silence_id, dtype=np.int64)
     for onset, end, label, _ in marks:
         # frame k covers samples [k*hop, k*hop + win): the first frame that has seen the word's end
@@ -162,8 +180,9 @@ def build_view(
         items.insert(int(rng.integers(0, len(items) + 1)), (np.zeros(0, np.int16), -1))
     episodes = []
     i = 0
+    clip_objective = Objective(cfg.objective) is Objective.CLIP
     while i < len(items):
-        k = 1 if rng.random() < 0.3 else int(rng.integers(2, cfg.max_clips_per_episode + 1))
+        k = 1 if clip_objective or rng.random() < 0.3 else int(rng.integers(2, cfg.max_clips_per_episode + 1))
         episodes.append(items[i : i + k])
         i += k
     rows: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(batch)]
