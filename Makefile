@@ -21,7 +21,7 @@ SOAK_MINUTES ?= 60
 
 export KWS_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: setup export train artifacts codegen report bench soak test test-fast clean help
+.PHONY: setup export train artifacts codegen firmware-record report bench soak test test-fast clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -48,10 +48,18 @@ artifacts: setup
 codegen: setup
 	$(PY) -m export codegen --artifacts $(OUT) --out firmware/generated
 
+# Cortex-M4 costs of the exported model (needs arm-none-eabi-gcc and qemu-system-arm; skipped with a note otherwise)
+firmware-record: codegen
+	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null; then \
+	  $(MAKE) --no-print-directory firmware-m4 && \
+	  $(PY) -m export codegen costs --build build/firmware --wav tests/data/speech_yes.wav --json > $(OUT)/firmware.json && \
+	  echo "firmware costs written to $(OUT)/firmware.json"; \
+	else echo "note: arm-none-eabi-gcc or qemu-system-arm not installed: firmware costs not measured"; fi
+
 report: setup
 	$(PY) -m export report $(OUT) --out $(REPORT)
 
-export: train artifacts codegen report
+export: train artifacts codegen firmware-record report
 	@echo "device artifacts in $(OUT), firmware sources in firmware/generated, report in $(REPORT)/report.md"
 
 bench: setup

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edge.audio import iter_wav_chunks
+from edge.audio import iter_wav_chunks, wav_info
 from edge.datasets import AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, synthetic_noise
 from edge.detector import StreamingDetector
 from edge.errors import EXIT_USER_ERROR, UserError
@@ -166,6 +166,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     posteriors = []
     if args.wav:
         for path in args.wav:
+            src_rate, channels, _, _ = wav_info(path)
+            if src_rate != rate or channels != 1:
+                print(f"note: {path}: {src_rate} Hz, {channels} channel(s) -> resampled/mixed to {rate} Hz mono",
+                      file=sys.stderr)
             chunks = iter_wav_chunks(path, rate)
             det.reset()
             total += _stream(det, chunks, str(path) if len(args.wav) > 1 else "", args.json, args.reset_every, posteriors)
@@ -235,11 +239,11 @@ def evaluate(det: StreamingDetector, pcm: list[np.ndarray], truth: list[int], ca
 
 def cmd_eval(args: argparse.Namespace) -> int:
     det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime))
+    if not args.data.is_dir():
+        raise UserError(f"{args.data}: no such data folder")
     recipe = auto_recipe(args.data) if args.recipe == "auto" else Recipe(args.recipe) if args.recipe in {r.value for r in Recipe} else None
     if recipe is None:
         raise UserError(f"unknown recipe {args.recipe!r}")
-    if not args.data.is_dir():
-        raise UserError(f"{args.data}: no such data folder")
     keywords = tuple(l for l in det.labels if not l.startswith("_")) if recipe in (Recipe.SPEECH_COMMANDS, Recipe.FOLDER) else None
     dataset = load_dataset(recipe, args.data, keywords)
     split = "test" if recipe is Recipe.SC_TEST_SET else args.split

@@ -215,6 +215,8 @@ def load_dataset(recipe: Recipe, root: Path, keywords: tuple[str, ...] | None = 
 
 def auto_recipe(root: Path) -> Recipe:
     """Guess the recipe of a folder for evaluation commands."""
+    if not root.is_dir():
+        raise UserError(f"{root}: no such data folder")
     names = {p.name for p in root.iterdir() if p.is_dir()}
     if UNKNOWN in names and SILENCE in names:
         return Recipe.SC_TEST_SET

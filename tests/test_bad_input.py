@@ -172,3 +172,15 @@ def test_existing_run_folder_needs_force(tmp_path: Path) -> None:
 def test_export_errors_are_one_line(tmp_path: Path) -> None:
     _one_line_error(_run("export", str(tmp_path / "norun"), "--out", str(tmp_path / "a")), "not a training run folder")
     assert not (tmp_path / "a").exists()
+
+
+def test_corrupt_wav_in_training_data_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for label in ("yes", "no"):
+        (data / label).mkdir(parents=True)
+        for i in range(3):
+            _wav(data / label, f"spk{i}_nohash_0.wav", _speechish())
+    _bytes(data / "no", "spk9_nohash_1.wav", b"RIFF....not really a wav")
+    r = _run("train", "--recipe", "folder", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet")
+    _one_line_error(r, "spk9_nohash_1.wav")
+    assert not (tmp_path / "run" / "model.safetensors").exists()

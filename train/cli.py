@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame: a target per frame of long streams (default); clip: one label per clip (many-to-one)")
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr", type=float, default=1e-2)
+    t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--views", type=int, default=6, help="cached augmented stream realisations")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--synth-per-word", type=int, default=120, help="synthetic recipe: clips per word")

@@ -35,9 +35,9 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = 40
     batch: int = 32
-    lr: float = 1e-2
+    lr: float = 3e-3
     weight_decay: float = 1e-4
-    clip_norm: float = 5.0
+    clip_norm: float = 1.0
     views: int = 6  # augmented stream realisations, cached; epoch e uses view e % views
     patience: int = 10
     seed: int = 0
