@@ -16,7 +16,7 @@ from edge.audio import iter_wav_chunks, wav_info
 from edge.datasets import AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, synthetic_noise
 from edge.detector import StreamingDetector
 from edge.errors import EXIT_USER_ERROR, UserError
-from edge.interpreters import ModelRunner, Runtime, parse_runtime
+from edge.interpreters import Kernels, ModelRunner, Runtime, parse_kernels, parse_runtime
 from edge.manifest import load_manifest
 from edge.postprocess import PostprocessConfig, clip_decision
 
@@ -27,6 +27,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="artifacts folder from `make export`")
     p.add_argument("--variant", default="int8", choices=VARIANTS, help="which exported model (default int8)")
     p.add_argument("--runtime", default="auto", help="auto | litert | tflite-runtime | tf-lite | tflm")
+    p.add_argument("--kernels", default="reference", help="reference (default: bit-exact with TFLite Micro and "
+                   "the firmware, identical on x86 and ARM) | optimized (XNNPACK: faster, may differ by an int8 step)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -153,12 +155,15 @@ def _mic_chunks(rate: int, device: str | None, seconds: float, stats: dict[str, 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime), keep_posteriors=bool(args.probs))
+    kernels = parse_kernels(args.kernels)
+    det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime), keep_posteriors=bool(args.probs),
+                            kernels=kernels)
     if args.threshold is not None:
         if not 0 < args.threshold <= 1:
             raise UserError("--threshold must be in (0, 1]")
         det = StreamingDetector(det.manifest, args.variant, parse_runtime(args.runtime),
-                                postprocess=_post_override(det, args.threshold), keep_posteriors=bool(args.probs))
+                                postprocess=_post_override(det, args.threshold), keep_posteriors=bool(args.probs),
+                                kernels=kernels)
     if args.probs and args.probs.suffix != ".npy":
         raise UserError("--probs must name a .npy file")
     rate = det.sample_rate
@@ -238,7 +243,7 @@ def evaluate(det: StreamingDetector, pcm: list[np.ndarray], truth: list[int], ca
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime))
+    det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime), kernels=parse_kernels(args.kernels))
     if not args.data.is_dir():
         raise UserError(f"{args.data}: no such data folder")
     recipe = auto_recipe(args.data) if args.recipe == "auto" else Recipe(args.recipe) if args.recipe in {r.value for r in Recipe} else None
@@ -273,65 +278,100 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99))}
 
 
-def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threads: int) -> dict[str, Any]:
-    det = StreamingDetector(model_dir, variant, runtime, num_threads=threads)
-    rate = det.sample_rate
+def _time_stream(det: StreamingDetector, pcm: np.ndarray) -> tuple[dict[str, list[float]], np.ndarray]:
+    """Per-hop wall time of each stage, and the raw posteriors (to compare kernel sets)."""
     hop = det.manifest.frontend.hop_samples
-    rng = np.random.default_rng(0)
-    pcm = (rng.standard_normal(int(seconds * rate)) * 2000).astype(np.int16)
-    t_fe, t_model, t_post = [], [], []
-    q = det.model.posterior_scale
+    t_fe, t_model, t_post, raws = [], [], [], []
+    clock = time.perf_counter
     for i in range(0, len(pcm) - hop + 1, hop):
-        a = time.perf_counter()
+        a = clock()
         frames = det.frontend.process(pcm[i : i + hop])
-        b = time.perf_counter()
+        b = clock()
         for f in frames:
             raw = det.model.step_raw(f)
-            c = time.perf_counter()
-            det.detector.update(raw.astype(np.int64) - q[1] if q else raw)
-            d = time.perf_counter()
+            c = clock()
+            det.detector.update(raw)
+            d = clock()
             t_fe.append(b - a)
             t_model.append(c - b)
             t_post.append(d - c)
-    total = [x + y + z for x, y, z in zip(t_fe, t_model, t_post)]
+            raws.append(raw)
+    return {"frontend": t_fe, "model": t_model, "postprocess": t_post}, np.asarray(raws)
+
+
+def _time_baseline(det: StreamingDetector, variant: str, threads: int, kernels: Kernels) -> dict[str, Any] | None:
+    base = det.manifest.data.get("baseline", {}).get("variants", {})
+    bname = variant if variant in base else ("float32" if "float32" in base else None)
+    if not bname:
+        return None
+    spec = det.manifest.variant(bname, section="baseline")
+    runner = ModelRunner(spec.path.read_bytes(), det.model.runtime, num_threads=threads, kernels=kernels)
+    inp = spec.input("features")
+    x = np.zeros(inp["shape"], dtype=np.dtype(inp["dtype"]))
+    times = []
+    for _ in range(200):
+        a = time.perf_counter()
+        runner.set_input(inp["position"], x)
+        runner.invoke()
+        times.append(time.perf_counter() - a)
+    return {"variant": bname, "window_frames": det.manifest.data["baseline"]["window_frames"],
+            "model_us": _pct(times),
+            "method": "the non-streaming model re-run over the last 1 s window every hop (200 timed invokes)"}
+
+
+def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threads: int,
+          kernels: Kernels = Kernels.REFERENCE, compare: bool = True) -> dict[str, Any]:
+    """Per-frame latency of front end, model and post-processing with `kernels`; with `compare`, the model
+    step of the other kernel set too (time and largest raw-output difference on the same audio)."""
+    det = StreamingDetector(model_dir, variant, runtime, num_threads=threads, kernels=kernels)
+    rate = det.sample_rate
+    rng = np.random.default_rng(0)
+    pcm = (rng.standard_normal(int(seconds * rate)) * 2000).astype(np.int16)
+    _time_stream(det, pcm[: rate // 2])  # warm-up: first invokes allocate and fault in pages
+    det.reset()
+    t, raws = _time_stream(det, pcm)
+    total = [x + y + z for x, y, z in zip(t["frontend"], t["model"], t["postprocess"])]
     out: dict[str, Any] = {
-        "variant": variant, "runtime": det.model.runtime.value, "threads": threads,
+        "variant": variant, "runtime": det.model.runtime.value, "kernels": kernels.value, "threads": threads,
         "frames": len(total), "hop_ms": det.manifest.frontend.hop_ms,
-        "frontend_us": _pct(t_fe), "model_us": _pct(t_model), "postprocess_us": _pct(t_post), "total_us": _pct(total),
+        **{f"{k}_us": _pct(v) for k, v in t.items()}, "total_us": _pct(total),
         "real_time_factor": float(np.sum(total) / (len(total) * det.manifest.frontend.hop_ms / 1000)),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "method": ("time.perf_counter around each stage for every 10 ms hop of seeded random audio "
-                   f"({seconds:g} s), one process, {threads} interpreter thread(s); percentiles over frames"),
+                   f"({seconds:g} s after a 0.5 s warm-up), one process, {threads} interpreter thread(s), "
+                   f"{kernels.value} kernels; percentiles over frames"),
     }
-    base = det.manifest.data.get("baseline", {}).get("variants", {})
-    bname = variant if variant in base else ("float32" if "float32" in base else None)
-    if bname:
-        spec = det.manifest.variant(bname, section="baseline")
-        runner = ModelRunner(spec.path.read_bytes(), det.model.runtime, num_threads=threads)
-        inp = spec.input("features")
-        x = np.zeros(inp["shape"], dtype=np.dtype(inp["dtype"]))
-        times = []
-        for _ in range(200):
-            a = time.perf_counter()
-            runner.set_input(inp["position"], x)
-            runner.invoke()
-            times.append(time.perf_counter() - a)
-        naive_model = _pct(times)
-        out["baseline"] = {"variant": bname, "window_frames": det.manifest.data["baseline"]["window_frames"],
-                           "model_us": naive_model,
-                           "method": "the non-streaming model re-run over the last 1 s window every hop (200 timed invokes)"}
-        out["baseline_cost_ratio"] = naive_model["p50"] / out["model_us"]["p50"]
+    baseline = _time_baseline(det, variant, threads, kernels)
+    if baseline:
+        out["baseline"] = baseline
+        out["baseline_cost_ratio"] = baseline["model_us"]["p50"] / out["model_us"]["p50"]
+    if compare and det.model.runtime is not Runtime.TFLM:
+        other = Kernels.OPTIMIZED if kernels is Kernels.REFERENCE else Kernels.REFERENCE
+        det2 = StreamingDetector(det.manifest, variant, runtime, num_threads=threads, kernels=other)
+        _time_stream(det2, pcm[: rate // 2])
+        det2.reset()
+        t2, raws2 = _time_stream(det2, pcm)
+        diff = np.abs(raws.astype(np.float64) - raws2.astype(np.float64))
+        out["kernels_comparison"] = {
+            "kernels": other.value, "model_us": _pct(t2["model"]),
+            "max_abs_output_difference": float(diff.max()) if diff.size else 0.0,
+            "frame_argmax_agreement": float(np.mean(raws.argmax(1) == raws2.argmax(1))) if len(raws) else 1.0,
+        }
+        b2 = _time_baseline(det2, variant, threads, other)
+        if b2:
+            out["kernels_comparison"]["baseline_model_us"] = b2["model_us"]
     return out
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise UserError("--seconds must be positive")
-    r = bench(args.model, args.variant, parse_runtime(args.runtime), args.seconds, args.threads)
+    r = bench(args.model, args.variant, parse_runtime(args.runtime), args.seconds, args.threads,
+              parse_kernels(args.kernels))
     if args.json:
         print(json.dumps(r))
         return 0
-    print(f"{r['variant']} on {r['runtime']}, {r['frames']} frames of {r['hop_ms']} ms")
+    print(f"{r['variant']} on {r['runtime']} ({r['kernels']} kernels), {r['frames']} frames of {r['hop_ms']} ms")
     for k in ("frontend_us", "model_us", "postprocess_us", "total_us"):
         v = r[k]
         print(f"  {k[:-3]:<12} p50 {v['p50']:8.1f} us   p90 {v['p90']:8.1f} us   p99 {v['p99']:8.1f} us")
@@ -340,6 +380,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         b = r["baseline"]
         print(f"  naive baseline ({b['variant']} window of {b['window_frames']} frames every hop): "
               f"p50 {b['model_us']['p50']:.1f} us per hop -> streaming model is {r['baseline_cost_ratio']:.1f}x cheaper")
+    if "kernels_comparison" in r:
+        c = r["kernels_comparison"]
+        extra = f", naive baseline p50 {c['baseline_model_us']['p50']:.1f} us" if "baseline_model_us" in c else ""
+        print(f"  {c['kernels']} kernels: model p50 {c['model_us']['p50']:.1f} us{extra}; vs {r['kernels']}: "
+              f"argmax agreement {c['frame_argmax_agreement']:.4f}, max output difference {c['max_abs_output_difference']:g}")
     print(f"  method: {r['method']}")
     return 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.frontend import StreamingFrontend
-from edge.interpreters import Runtime
+from edge.interpreters import Kernels, Runtime
 from edge.manifest import Manifest, load_manifest
 from edge.model import StreamingModel
 from edge.postprocess import Detector, Event, PostprocessConfig
@@ -22,17 +22,17 @@ class StreamingDetector:
 
     def __init__(self, artifacts: Path | Manifest, variant: str = "int8", runtime: Runtime = Runtime.AUTO,
                  postprocess: PostprocessConfig | None = None, keep_posteriors: bool = False,
-                 num_threads: int = 1) -> None:
+                 num_threads: int = 1, kernels: Kernels = Kernels.REFERENCE) -> None:
         self.manifest = artifacts if isinstance(artifacts, Manifest) else load_manifest(Path(artifacts))
         self.frontend = StreamingFrontend(self.manifest.frontend)
-        self.model = StreamingModel(self.manifest, variant, runtime, num_threads=num_threads)
+        self.model = StreamingModel(self.manifest, variant, runtime, num_threads=num_threads, kernels=kernels)
         self.labels = self.manifest.labels
         self.postprocess = postprocess or self.manifest.postprocess
         fe = self.manifest.frontend
         q = self.model.posterior_scale
         self.detector = Detector(
             self.labels, self.postprocess,
-            scale=q[0] if q else 1.0, integer=q is not None,
+            scale=q[0] if q else 1.0, integer=q is not None, zero_point=q[1] if q else 0,
             hop_s=fe.hop_ms / 1000, window_s=fe.window_ms / 1000,
         )
         self.keep_posteriors = keep_posteriors
@@ -53,12 +53,10 @@ class StreamingDetector:
 
     def process_frame(self, frame_u16: np.ndarray) -> Event | None:
         raw = self.model.step_raw(frame_u16)
-        q = self.model.posterior_scale
-        units = raw.astype(np.int64) - q[1] if q else raw.astype(np.float64)
         if self.keep_posteriors:
             self.posteriors.append(self.model.to_probabilities(raw).astype(np.float32))
         self.frames += 1
-        return self.detector.update(units)
+        return self.detector.update(raw)
 
     def process(self, pcm: np.ndarray) -> list[Event]:
         events = []

@@ -12,6 +12,8 @@ the float model sees is that integer times `FEATURE_SCALE` (exactly 5/128, so th
 
 from __future__ import annotations
 
+import array
+
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -138,21 +140,29 @@ class StreamingFrontend:
         pcm = np.asarray(pcm)
         if pcm.dtype != np.int16:
             raise TypeError(f"front end expects int16 PCM, got {pcm.dtype}")
-        buffered = np.concatenate([self._pending, pcm.reshape(-1)])
         hop = self.config.hop_samples
+        if pcm.size == hop and not self._pending.size:  # the device's steady state: one hop per call
+            features = self._frontend.process_samples(pcm.tobytes()).features
+            if features:
+                return _to_u16(np.frombuffer(array.array("d", features)).reshape(1, -1))
+            return np.zeros((0, self.config.num_channels), dtype=np.uint16)
+        buffered = np.concatenate([self._pending, pcm.reshape(-1)])
         n_hops = len(buffered) // hop
         frames = []
         for i in range(n_hops):
-            chunk = buffered[i * hop : (i + 1) * hop]
-            out = self._frontend.process_samples(chunk.tobytes())
+            out = self._frontend.process_samples(buffered[i * hop : (i + 1) * hop].tobytes())
             if out.features:
                 frames.append(out.features)
         self._pending = buffered[n_hops * hop :].copy()
         if not frames:
             return np.zeros((0, self.config.num_channels), dtype=np.uint16)
-        # pymicro-features returns uint16 * 5/128 as floats; the product is exact, so this inverts it exactly.
-        values = np.rint(np.asarray(frames, dtype=np.float64) / FEATURE_SCALE)
-        return values.astype(np.uint16)
+        return _to_u16(frames)
+
+
+def _to_u16(frames: list | np.ndarray) -> np.ndarray:
+    """pymicro-features returns uint16 * 5/128 as floats; the products are exact, so multiplying by 128/5
+    lands within 1e-12 of the integer and `+ 0.5` then truncation inverts it exactly."""
+    return (np.asarray(frames, dtype=np.float64) * (1.0 / FEATURE_SCALE) + 0.5).astype(np.uint16)
 
 
 def compute_features(pcm: np.ndarray, config: FrontendConfig | None = None) -> np.ndarray:

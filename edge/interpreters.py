@@ -34,9 +34,10 @@ _MODULES = {
 
 
 class Kernels(str, enum.Enum):
-    """TFLite kernel set. `reference` gives bit-identical int8 results on x86 and ARM (XNNPACK's ARM and
-    x86 code round ties differently) and is not slower for models this small; `optimized` is the
-    interpreter's default (XNNPACK delegate where available)."""
+    """TFLite kernel set. `reference` (the default) gives bit-identical int8 results on x86 and ARM and
+    equal to TFLite Micro and the firmware; `optimized` is the interpreter's default (XNNPACK delegate where
+    available): several times faster per invoke, but its ARM and x86 code round some ties differently, so
+    results may differ from the reference by an int8 step (`python -m edge bench` measures both)."""
 
     REFERENCE = "reference"
     OPTIMIZED = "optimized"
@@ -47,6 +48,13 @@ def parse_runtime(name: str) -> Runtime:
         return Runtime(name)
     except ValueError:
         raise UserError(f"unknown runtime {name!r}; choose one of: {', '.join(r.value for r in Runtime)}") from None
+
+
+def parse_kernels(name: str) -> Kernels:
+    try:
+        return Kernels(name)
+    except ValueError:
+        raise UserError(f"unknown kernels {name!r}; choose one of: {', '.join(k.value for k in Kernels)}") from None
 
 
 def _import(runtime: Runtime):
@@ -93,6 +101,9 @@ class ModelRunner:
                 self._impl.allocate_tensors()
                 self._in = [d["index"] for d in self._impl.get_input_details()]
                 self._out = [d["index"] for d in self._impl.get_output_details()]
+                # bound once: these run several times per 10 ms frame
+                self._set_tensor, self._get_tensor, self._invoke = (
+                    self._impl.set_tensor, self._impl.get_tensor, self._impl.invoke)
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"the interpreter ({self.runtime.value}) rejected the model: {str(exc).splitlines()[0]}") from exc
 
@@ -100,18 +111,19 @@ class ModelRunner:
         if self._impl is None:
             self._tflm.set_input(value, position)
         else:
-            self._impl.set_tensor(self._in[position], value)
+            self._set_tensor(self._in[position], value)
 
     def invoke(self) -> None:
         if self._impl is None:
             self._tflm.invoke()
         else:
-            self._impl.invoke()
+            self._invoke()
 
     def get_output(self, position: int) -> np.ndarray:
+        """A copy of the output tensor (safe to keep across invokes)."""
         if self._impl is None:
             return np.array(self._tflm.get_output(position))
-        return self._impl.get_tensor(self._out[position])
+        return self._get_tensor(self._out[position])
 
     def reset(self) -> None:
         if self._impl is None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from edge.errors import ManifestError
 from edge.frontend import features_to_float
-from edge.interpreters import ModelRunner, Runtime
+from edge.interpreters import Kernels, ModelRunner, Runtime
 from edge.manifest import Manifest, VariantSpec
 from edge.quant import quantize_features
 
@@ -27,18 +27,21 @@ class StreamingModel:
     """Feeds uint16 front-end frames to a TFLite streaming model, one invoke per frame."""
 
     def __init__(self, manifest: Manifest, variant: str = "int8", runtime: Runtime = Runtime.AUTO,
-                 num_threads: int = 1) -> None:
+                 num_threads: int = 1, kernels: Kernels = Kernels.REFERENCE) -> None:
         self.manifest = manifest
         self.spec: VariantSpec = manifest.variant(variant)
         self.variant = variant
         data = self.spec.path.read_bytes()
         arena = self.spec.raw.get("tflm_arena_bytes")
         self.runner = ModelRunner(data, runtime, num_threads=num_threads,
-                                  arena_size=int(arena * 1.25) + 4096 if arena else None)
+                                  arena_size=int(arena * 1.25) + 4096 if arena else None, kernels=kernels)
+        self.kernels = kernels
         self.runtime = self.runner.runtime
         self._features = self.spec.input("features")
         self._probs = self.spec.output("probs")
         self._pairs = [(self.spec.input(a), self.spec.output(b)) for a, b in manifest.state_pairs]
+        self._feature_pos, self._probs_pos = self._features["position"], self._probs["position"]
+        self._state_io = [(a["name"], a["position"], b["position"]) for a, b in self._pairs]
         for a, b in self._pairs:
             if (a["scale"], a["zero_point"]) != (b["scale"], b["zero_point"]):
                 raise ManifestError(f"{self.spec.path}: state {a['name']} input and output quantization differ")
@@ -46,6 +49,10 @@ class StreamingModel:
         fq = self.spec.feature_quantizer
         if self.io_dtype != "float32" and (not fq or not {"scale", "zero_point", "dtype"} <= set(fq)):
             raise ManifestError(f"{self.spec.path}: quantized model without a valid feature_quantizer in the manifest")
+        # Every uint16 front-end value mapped once through the one quantization rule: a table lookup per
+        # frame is exactly `quantize_features`, without its float arithmetic on the hot path.
+        self._lut = None if self.io_dtype == "float32" else quantize_features(
+            np.arange(65536, dtype=np.uint16), fq["scale"], fq["zero_point"], self.io_dtype)
         self.state = self.initial_state()
 
     # ------------------------------------------------------------------ state
@@ -71,20 +78,20 @@ class StreamingModel:
 
     # ------------------------------------------------------------------ step
     def model_input(self, frame_u16: np.ndarray) -> np.ndarray:
-        if self.io_dtype == "float32":
+        if self._lut is None:
             return features_to_float(frame_u16.reshape(1, -1))
-        fq = self.spec.feature_quantizer
-        return quantize_features(frame_u16.reshape(1, -1), fq["scale"], fq["zero_point"], self.io_dtype)
+        return self._lut[frame_u16.reshape(1, -1)]
 
     def step_raw(self, frame_u16: np.ndarray) -> np.ndarray:
         """One frame; returns the raw posterior tensor (int8/int16/float) and carries the state."""
-        self.runner.set_input(self._features["position"], self.model_input(frame_u16))
-        for a, _ in self._pairs:
-            self.runner.set_input(a["position"], self.state.tensors[a["name"]])
-        self.runner.invoke()
-        for a, b in self._pairs:
-            self.state.tensors[a["name"]] = self.runner.get_output(b["position"]).copy()
-        return self.runner.get_output(self._probs["position"]).reshape(-1).copy()
+        runner, tensors = self.runner, self.state.tensors
+        runner.set_input(self._feature_pos, self.model_input(frame_u16))
+        for name, pos_in, _ in self._state_io:
+            runner.set_input(pos_in, tensors[name])
+        runner.invoke()
+        for name, _, pos_out in self._state_io:  # get_output returns a copy, never a view into the interpreter
+            tensors[name] = runner.get_output(pos_out)
+        return runner.get_output(self._probs_pos).reshape(-1)
 
     @property
     def posterior_scale(self) -> tuple[float, int] | None:

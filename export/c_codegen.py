@@ -1745,7 +1745,27 @@ def _costs_parser() -> argparse.ArgumentParser:
     p.add_argument("--build", type=Path, required=True, help="FW_BUILD_DIR of the M4 build (default build/firmware)")
     p.add_argument("--wav", type=Path, help="16 kHz mono WAV to run under QEMU for stack and instruction counts")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--manifest", type=Path, metavar="ART",
+                   help="also record the costs in ART/manifest.json (section `firmware`, replaced atomically)")
     return p
+
+
+def record_in_manifest(artifacts: Path, costs: dict[str, Any]) -> Path:
+    """Write `costs` into the artifacts' manifest as its `firmware` section (temp file, then rename)."""
+    import json
+
+    path = Path(artifacts) / "manifest.json"
+    if not path.is_file():
+        raise CodegenError(f"{artifacts}: no manifest.json (not an artifacts folder)")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CodegenError(f"{path}: not valid JSON ({exc})") from None
+    data["firmware"] = costs
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+    return path
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -1778,6 +1798,8 @@ def _cmd_costs(args: argparse.Namespace) -> int:
     import json
 
     costs = firmware_costs(args.build, args.wav)
+    if args.manifest is not None:
+        print(f"c_codegen: firmware costs recorded in {record_in_manifest(args.manifest, costs)}", file=sys.stderr)
     if args.json:
         print(json.dumps(costs))
     else:

@@ -412,7 +412,7 @@ def _latency(artifacts: Path, vdef: VariantDef, seconds: float, say: Callable[[s
     if vdef.tflite is None or seconds <= 0:
         return None
     try:
-        b = bench(artifacts, vdef.tflite, vdef.runtime or Runtime.AUTO, seconds, 1)
+        b = bench(artifacts, vdef.tflite, vdef.runtime or Runtime.AUTO, seconds, 1, compare=False)
     except Exception as exc:  # noqa: BLE001 - a benchmark failure is reported, not fatal
         say(f"warning: bench of {vdef.title} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         return None

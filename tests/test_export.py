@@ -254,3 +254,19 @@ def test_existing_artifacts_are_not_overwritten(artifacts: Path, trained_run: Pa
     with pytest.raises(UserError, match="--force"):
         build_artifacts(trained_run, artifacts, ExportOptions(), progress=False)
     assert sha256_file(artifacts / "manifest.json") == before
+
+
+def test_firmware_costs_are_recorded_in_the_manifest(artifacts: Path, tmp_path: Path) -> None:
+    """`make export` writes the Cortex-M4 costs into the manifest; the runtime still accepts it."""
+    from export.c_codegen import CodegenError, record_in_manifest
+
+    art = tmp_path / "art"
+    shutil.copytree(artifacts, art)
+    costs = {"model_flash_bytes": 29454, "model_ram_bytes": 424, "model_instructions_per_frame": 108300}
+    record_in_manifest(art, costs)
+    m = load_manifest(art)
+    assert m.data["firmware"] == costs
+    assert not list(art.glob(".*.tmp"))  # the temporary file was renamed into place
+    StreamingModel(m, "int8")  # hashes and front end still check out
+    with pytest.raises(CodegenError, match="no manifest.json"):
+        record_in_manifest(tmp_path, costs)

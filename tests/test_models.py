@@ -121,6 +121,40 @@ def test_gradient_clipping_is_active_and_state_is_carried(monkeypatch: pytest.Mo
     assert all(not s.requires_grad for s in st)
 
 
+def test_lstm_cell_state_penalty() -> None:
+    """The LSTM cell state is checked in pieces: same logits as one call, a penalty only beyond the bound
+    (so c stays in a range int8 can resolve), and none for cells whose state tanh already bounds."""
+    from train.trainer import _forward_with_state_penalty
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(state_bound=4.0, state_penalty=1.0, state_check_frames=25)
+    x = torch.randn(3, 100, 40)
+    lstm = build_model(ModelConfig(cell=Cell.LSTM, hidden=16))
+    h0, c0 = torch.zeros(1, 3, 16), torch.zeros(1, 3, 16)
+    # default init (forget gate ~0.5): |c| <= 1 / (1 - 0.5) stays inside the bound -> no penalty
+    assert float(_forward_with_state_penalty(lstm, x, (h0, c0), cfg)[2]) == 0.0
+    with torch.no_grad():
+        lstm.rnn.bias_ih_l0[16:32] += 10.0  # forget gate ~1: the cell state is held, as when it drifts
+    c0 = torch.full((1, 3, 16), 30.0)
+    logits, state, penalty = _forward_with_state_penalty(lstm, x, (h0, c0), cfg)
+    ref_logits, ref_state = lstm(x, (h0, c0))
+    assert torch.allclose(logits, ref_logits, atol=1e-5) and torch.allclose(state[1], ref_state[1], atol=1e-5)
+    assert float(penalty) > 0
+    penalty.backward()  # the penalty has a gradient that reaches the weights
+    assert lstm.rnn.weight_hh_l0.grad is not None and lstm.rnn.weight_hh_l0.grad.abs().sum() > 0
+    gru = build_model(ModelConfig(cell=Cell.GRU, hidden=16))
+    assert float(_forward_with_state_penalty(gru, x, (torch.full((1, 3, 16), 30.0),), cfg)[2]) == 0.0
+
+
+def test_elman_rnn_starts_with_orthogonal_recurrent_weights() -> None:
+    model = build_model(ModelConfig(cell=Cell.RNN, hidden=24, layers=2))
+    for layer in range(2):
+        w = getattr(model.rnn, f"weight_hh_l{layer}").detach()
+        assert torch.allclose(w @ w.T, torch.eye(24), atol=1e-5)
+    gru = build_model(ModelConfig(cell=Cell.GRU, hidden=24)).rnn.weight_hh_l0.detach()[:24]
+    assert not torch.allclose(gru @ gru.T, torch.eye(24), atol=1e-2)  # only the Elman RNN needs it
+
+
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(3)
     cfg = TrainConfig(model=ModelConfig(cell=Cell.LSTM, num_classes=4, hidden=8))

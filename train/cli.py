@@ -35,11 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bidirectional", action="store_true", help="offline scoring only; cannot be exported")
     t.add_argument("--objective", default="frame", choices=("frame", "clip"),
                    help="frame: a target per frame of long streams (default); clip: one label per clip (many-to-one)")
-    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--epochs", type=int, default=80)
     t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 3e-3; 1e-3 for rnn)")
+    t.add_argument("--snr-db", default="0,30", help="background noise SNR range in dB, LO,HI (default 0,30)")
     t.add_argument("--views", type=int, default=6, help="cached augmented stream realisations")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2, help="torch CPU threads (results are reproducible per value)")
     t.add_argument("--synth-per-word", type=int, default=120, help="synthetic recipe: clips per word")
     t.add_argument("--out", type=Path, default=Path("runs/default"), help="run folder")
     t.add_argument("--force", action="store_true", help="replace an existing run folder")
@@ -104,6 +106,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(f"{args.out} already exists; pass --force to replace it")
         print(f"replacing existing run folder {args.out} (--force)", file=sys.stderr)
         shutil.rmtree(args.out)
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")
     try:
         cell = Cell(args.model)
     except ValueError:
@@ -114,9 +118,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                            bidirectional=args.bidirectional)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    try:
+        lo, hi = (float(v) for v in args.snr_db.split(","))
+    except ValueError:
+        raise UserError(f"--snr-db must be two numbers LO,HI, got {args.snr_db!r}") from None
+    if lo > hi:
+        raise UserError("--snr-db: LO must not exceed HI")
+    if args.epochs < 1:
+        raise UserError("--epochs must be at least 1")
+    lr = cell.default_lr if args.lr is None else args.lr
+    if lr <= 0:
+        raise UserError("--lr must be positive")
     cfg = TrainConfig(recipe=recipe, data=str(root), keywords=kws or (), model=mcfg, epochs=args.epochs,
-                      batch=args.batch, lr=args.lr, views=args.views, seed=args.seed,
-                      stream=StreamConfig(objective=Objective(args.objective)))
+                      batch=args.batch, lr=lr, views=args.views, seed=args.seed, threads=args.threads,
+                      stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi)))
     metrics = train(cfg, args.out, progress=not args.quiet)
     test = metrics.get("test", metrics.get("validation", {}))
     print(f"run saved to {args.out}: test clip accuracy {test.get('accuracy', float('nan')):.4f} "

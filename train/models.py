@@ -33,6 +33,12 @@ class Cell(str, enum.Enum):
     def state_names(self) -> tuple[str, ...]:
         return ("h", "c") if self is Cell.LSTM else ("h",)
 
+    @property
+    def default_lr(self) -> float:
+        """Peak learning rate that trains this cell (measured on the Speech Commands subset: an Elman RNN
+        diverges at 3e-3 and learns at 1e-3; GRU and LSTM are best at 3e-3)."""
+        return 1e-3 if self is Cell.RNN else 3e-3
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -91,6 +97,13 @@ class RecurrentKWS(nn.Module):
         if config.cell is Cell.RNN:
             kwargs["nonlinearity"] = "tanh"
         self.rnn = _RNN_CLASSES[config.cell](**kwargs)
+        if config.cell is Cell.RNN:
+            # An Elman RNN must hold what it heard through tens of silent frames; orthogonal recurrent
+            # weights keep gradients from vanishing or exploding at the start (PyTorch's uniform init
+            # did not learn at all on Speech Commands: 9 % validation accuracy, everything `_silence_`).
+            for name, param in self.rnn.named_parameters():
+                if name.startswith("weight_hh"):
+                    nn.init.orthogonal_(param)
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(config.hidden * directions, config.num_classes)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from edge.audio import Resampler
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
 from train.data import SILENCE, UNKNOWN
 
@@ -49,6 +50,7 @@ class StreamConfig:
     noise_prob: float = 0.85  # share of episodes with background noise
     speech_dbfs: tuple[float, float] = (-35.0, -12.0)
     shift_s: float = 0.1  # random trim of the clip's leading/trailing silence
+    speed: tuple[float, float] = (0.9, 1.1)  # speed perturbation range (tempo and pitch), 5 % steps
     silence_share: float = 0.1  # extra pure-background segments, as a share of clips
 
 
@@ -80,6 +82,18 @@ def _noise_bed(noise: list[np.ndarray], n: int, rng: np.random.Generator) -> np.
     return out
 
 
+def speed_perturb(pcm: np.ndarray, speed: tuple[float, float], rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Play the clip `f` times faster (f drawn from `speed` in 5 % steps): the clip is treated as if recorded
+    at rate*f and resampled to `rate` with the same Kaiser polyphase resampler the runtime uses."""
+    lo, hi = round(speed[0] * 20), round(speed[1] * 20)
+    step = int(rng.integers(lo, hi + 1)) if hi > lo else lo
+    if step == 20:
+        return pcm
+    r = Resampler(rate * step // 20, rate, zero_crossings=8)
+    out = np.concatenate([r.process(pcm.astype(np.float64)), r.flush()])
+    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+
+
 @dataclass
 class Episode:
     pcm: np.ndarray  # int16
@@ -109,6 +123,7 @@ def build_episode(
             pieces.append(np.zeros(length))
             pos += length
             continue
+        pcm = speed_perturb(pcm, cfg.speed, rate, rng)
         a, b = speech_bounds(pcm, hop)
         lead = int(rng.uniform(0, cfg.shift_s) * rate)
         clip = pcm[max(0, a - lead - int(0.05 * rate)) : b + int(rng.uniform(0.02, cfg.shift_s) * rate)]
