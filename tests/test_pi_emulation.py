@@ -178,9 +178,50 @@ def _firing_threshold(artifact: Path, probs: np.ndarray) -> float:
     return max(0.01, round(float(probs[:, keywords].max()) / 2, 3))
 
 
+#: The aarch64 pymicro-features wheel builds some tables at start-up with float maths (window cosf, PCAN
+#: powf, FFT twiddles) that the aarch64 compiler contracts into fused multiply-adds, so on rare frames a
+#: feature lands a few steps apart from x86. Measured on STREAM_CLIPS: 1 of 31,920 values, by 5 steps
+#: (the firmware's own build of the same C sources is tested equal to x86 in test_firmware_*.py).
+FRONTEND_MAX_DIFFERING_SHARE = 1e-3
+FRONTEND_MAX_STEPS = 16
+
+
+def _stages(artifact: Path, wav: Path, out: Path, model: int | None, features: Path | None = None) -> Any:
+    argv = [str(PI_DIR / "stream_stages.py"), str(artifact), str(wav), str(out)]
+    _run(argv + (["--features", str(features)] if features else []), model)
+    return np.load(out)
+
+
+@pytest.mark.parametrize("pi_model", [4, 5])
+def test_edge_stages_match_x86(pi_userland: Path, edge_cli: None, int8_artifact: Path, stream_wav: Path,
+                               tmp_path: Path, pi_model: int) -> None:
+    """Model + post-processing: bit-exact on the Pi given the same features. Front end: equal but for rare
+    values of the aarch64 wheel (bounded, see FRONTEND_MAX_*)."""
+    x86 = _stages(int8_artifact, stream_wav, tmp_path / "x86.npz", None)
+    np.save(tmp_path / "features.npy", x86["features"])
+    pi = _stages(int8_artifact, stream_wav, tmp_path / "pi.npz", pi_model, tmp_path / "features.npy")
+    # The int8 path is integer arithmetic from the features to the decisions, so no tolerance. This needs
+    # interpreter kernels that round identically on every ISA: TFLite's reference kernels do; XNNPACK and
+    # the optimized builtin kernels do not (see test_probe_matches_x86).
+    _assert_identical("posteriors", x86["posteriors"], pi["posteriors"])
+    assert len(x86["event_frames"]) > 0, "no events: the comparison would prove nothing"
+    _assert_identical("event frames", x86["event_frames"], pi["event_frames"])
+    _assert_identical("event labels", x86["event_labels"], pi["event_labels"])
+    a, b = x86["features"].astype(np.int32), pi["features"].astype(np.int32)
+    assert a.shape == b.shape
+    differing = np.argwhere(a != b)
+    share = len(differing) / a.size
+    worst = int(np.abs(a - b).max())
+    print(f"front end: {len(differing)} of {a.size} values differ (max {worst} steps) at {differing[:5].tolist()}")
+    assert share <= FRONTEND_MAX_DIFFERING_SHARE and worst <= FRONTEND_MAX_STEPS, (len(differing), worst)
+
+
 @pytest.mark.parametrize("pi_model", [4, 5])
 def test_edge_run_matches_x86(pi_userland: Path, edge_cli: None, int8_artifact: Path, stream_wav: Path,
                               tmp_path: Path, pi_model: int) -> None:
+    """`python -m edge run` end to end: identical posteriors until the first frame whose features differ
+    (see test_edge_stages_match_x86), identical events before it, and after it the carried state stays
+    close (same frame decision on >= 95 % of frames; measured 98-100 %)."""
     base = ["-m", "edge", "run", "--model", str(int8_artifact), *EDGE_MODEL_ARGS, "--wav", str(stream_wav), "--json"]
     _run([*base, "--probs", str(tmp_path / "first.npy")], None)
     threshold = _firing_threshold(int8_artifact, np.load(tmp_path / "first.npy"))
@@ -191,11 +232,14 @@ def test_edge_run_matches_x86(pi_userland: Path, edge_cli: None, int8_artifact: 
         results[where] = (_events(done.stdout), np.load(probs))
     (x86_events, x86_probs), (pi_events, pi_probs) = results["x86"], results["pi"]
     assert x86_events, f"no events at threshold {threshold}: the comparison would prove nothing"
-    # The int8 path is integer arithmetic from the front end to the posteriors, so no tolerance. This
-    # needs interpreter kernels that round identically on every ISA: TFLite's reference kernels do;
-    # XNNPACK and the optimized builtin kernels do not (see test_probe_matches_x86).
-    _assert_identical("posteriors", x86_probs, pi_probs)
-    assert pi_events == x86_events
+    x86_feats = _stages(int8_artifact, stream_wav, tmp_path / "fx86.npz", None)["features"]
+    pi_feats = _stages(int8_artifact, stream_wav, tmp_path / "fpi.npz", pi_model)["features"]
+    rows = np.flatnonzero((x86_feats != pi_feats).any(axis=1))
+    first = int(rows[0]) if len(rows) else len(x86_feats)
+    _assert_identical("posteriors before the first differing feature frame", x86_probs[:first], pi_probs[:first])
+    assert [e for e in pi_events if e["frame"] < first] == [e for e in x86_events if e["frame"] < first]
+    assert x86_probs.shape == pi_probs.shape
+    assert np.mean(x86_probs.argmax(1) == pi_probs.argmax(1)) >= 0.95
 
 
 def _eval_subset(root: Path, dest: Path) -> Path:

@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--objective", default="frame", choices=("frame", "clip"),
                    help="frame: a target per frame of long streams (default); clip: one label per clip (many-to-one)")
     t.add_argument("--epochs", type=int, default=80)
+    t.add_argument("--patience", type=int, default=20, help="early stop after N epochs without validation gain")
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 3e-3; 1e-3 for rnn)")
     t.add_argument("--snr-db", default="0,30", help="background noise SNR range in dB, LO,HI (default 0,30)")
@@ -124,13 +125,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"--snr-db must be two numbers LO,HI, got {args.snr_db!r}") from None
     if lo > hi:
         raise UserError("--snr-db: LO must not exceed HI")
-    if args.epochs < 1:
-        raise UserError("--epochs must be at least 1")
+    if args.epochs < 1 or args.patience < 1:
+        raise UserError("--epochs and --patience must be at least 1")
     lr = cell.default_lr if args.lr is None else args.lr
     if lr <= 0:
         raise UserError("--lr must be positive")
     cfg = TrainConfig(recipe=recipe, data=str(root), keywords=kws or (), model=mcfg, epochs=args.epochs,
-                      batch=args.batch, lr=lr, views=args.views, seed=args.seed, threads=args.threads,
+                      batch=args.batch, lr=lr, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi)))
     metrics = train(cfg, args.out, progress=not args.quiet)
     test = metrics.get("test", metrics.get("validation", {}))
