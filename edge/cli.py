@@ -17,7 +17,6 @@ from edge.datasets import AudioCache, Recipe, auto_recipe, evaluation_clips, loa
 from edge.detector import StreamingDetector
 from edge.errors import EXIT_USER_ERROR, UserError
 from edge.interpreters import Kernels, ModelRunner, Runtime, parse_kernels, parse_runtime
-from edge.manifest import load_manifest
 from edge.postprocess import PostprocessConfig, clip_decision
 
 VARIANTS = ("int8", "float32", "int16x8")
