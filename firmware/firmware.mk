@@ -59,7 +59,11 @@ $(FW_GEN_FILES) $(FW_SETTINGS):
 	@exit 2
 
 FW_INCLUDES := -I$(FW_DIR)/include -I$(FW_DIR)/src -I$(FW_GEN_DIR) -I$(FW_PMF_DIR) -I$(FW_PMF_DIR)/kissfft
-FW_COMMON_FLAGS := -DFIXED_POINT=16 -MMD -MP
+# -ffp-contract=off: the front end builds its window, PCAN and FFT tables at start-up in float; fused
+# multiply-adds (GCC's default where the ISA has them: Cortex-M4F, aarch64) round those differently from
+# x86 and change rare feature values. Without contraction every target computes x86's features exactly
+# (tests/test_firmware_host.py::test_frontend_is_identical_on_aarch64).
+FW_COMMON_FLAGS := -DFIXED_POINT=16 -MMD -MP -ffp-contract=off
 FW_OWN_FLAGS := -std=c99 -Wall -Wextra -Wno-unused-parameter
 # Third-party front end: compiled unmodified as C (its .cc files are C code apart from the FFT glue,
 # which firmware/src/kws_fft.c replaces); start-up malloc/fprintf are redirected to a static arena.

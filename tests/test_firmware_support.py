@@ -26,7 +26,7 @@ def require_tool(name: str) -> str:
     """Path of an external tool; skip the test when it is missing, except in CI (CI=true) where it fails."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)"
+        message = f"{name} is not installed (the Debian packages are listed in .ci/run)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
