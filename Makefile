@@ -53,8 +53,7 @@ codegen: setup
 firmware-record: codegen
 	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null; then \
 	  $(MAKE) --no-print-directory firmware-m4 && \
-	  $(PY) -m export codegen costs --build build/firmware --wav tests/data/speech_yes.wav --json --manifest $(OUT) > $(OUT)/firmware.json && \
-	  echo "firmware costs written to $(OUT)/firmware.json and $(OUT)/manifest.json"; \
+	  $(PY) -m export codegen costs --build build/firmware --wav tests/data/speech_yes.wav --manifest $(OUT); \
 	else echo "note: arm-none-eabi-gcc or qemu-system-arm not installed: firmware costs not measured"; fi
 
 report: setup

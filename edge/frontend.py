@@ -12,8 +12,6 @@ the float model sees is that integer times `FEATURE_SCALE` (exactly 5/128, so th
 
 from __future__ import annotations
 
-import array
-
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -141,11 +139,6 @@ class StreamingFrontend:
         if pcm.dtype != np.int16:
             raise TypeError(f"front end expects int16 PCM, got {pcm.dtype}")
         hop = self.config.hop_samples
-        if pcm.size == hop and not self._pending.size:  # the device's steady state: one hop per call
-            features = self._frontend.process_samples(pcm.tobytes()).features
-            if features:
-                return _to_u16(np.frombuffer(array.array("d", features)).reshape(1, -1))
-            return np.zeros((0, self.config.num_channels), dtype=np.uint16)
         buffered = np.concatenate([self._pending, pcm.reshape(-1)])
         n_hops = len(buffered) // hop
         frames = []
@@ -159,7 +152,7 @@ class StreamingFrontend:
         return _to_u16(frames)
 
 
-def _to_u16(frames: list | np.ndarray) -> np.ndarray:
+def _to_u16(frames: list) -> np.ndarray:
     """pymicro-features returns uint16 * 5/128 as floats; the products are exact, so multiplying by 128/5
     lands within 1e-12 of the integer and `+ 0.5` then truncation inverts it exactly."""
     return (np.asarray(frames, dtype=np.float64) * (1.0 / FEATURE_SCALE) + 0.5).astype(np.uint16)

@@ -1751,19 +1751,19 @@ def _costs_parser() -> argparse.ArgumentParser:
 
 
 def record_in_manifest(artifacts: Path, costs: dict[str, Any]) -> Path:
-    """Write `costs` into the artifacts' manifest as its `firmware` section (temp file, then rename)."""
+    """Write `costs` into the artifacts' manifest as its `firmware` section (temp file, then rename).
+    The manifest is read and checked by the runtime's own `load_manifest` first."""
     import json
 
-    path = Path(artifacts) / "manifest.json"
-    if not path.is_file():
-        raise CodegenError(f"{artifacts}: no manifest.json (not an artifacts folder)")
+    from edge.manifest import MANIFEST, ManifestError, load_manifest
+
     try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CodegenError(f"{path}: not valid JSON ({exc})") from None
-    data["firmware"] = costs
+        manifest = load_manifest(Path(artifacts))
+    except ManifestError as exc:
+        raise CodegenError(str(exc)) from None
+    path = manifest.root / MANIFEST
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    tmp.write_text(json.dumps({**manifest.data, "firmware": costs}, indent=2))
     os.replace(tmp, path)
     return path
 

@@ -499,7 +499,7 @@ def evaluate_model(ctx: ModelContext, opts: ReportOptions) -> dict[str, Any]:
         "stream": {"seconds": round(stream.seconds, 3), "frames": full_frames, "keywords": len(stream.events),
                    "seed": stream.seed, "fa_per_hour_resolution": 3600.0 / stream.seconds if stream.seconds else None},
         "variants": variants,
-        "firmware": m.data.get("firmware") or _firmware_file(m.root),
+        "firmware": m.data.get("firmware"),
         "plots": {},
     }
     result["summary"] = summary_line(result)
@@ -511,18 +511,6 @@ def _frr1(entry: dict[str, Any] | None) -> float | None:
         return None
     p = entry["frr_at_fa"].get("1.0")
     return None if p is None else p["frr"]
-
-
-def _firmware_file(root: Path) -> dict | None:
-    """`make export` measures the Cortex-M4 build (when its tools are installed) into ART/firmware.json."""
-    path = Path(root) / "firmware.json"
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def summary_line(model: dict[str, Any]) -> str:
