@@ -167,6 +167,10 @@ def test_existing_run_folder_needs_force(tmp_path: Path) -> None:
     (out / "keep.txt").write_text("user file")
     _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--out", str(out)), "--force")
     assert (out / "keep.txt").read_text() == "user file"
+    # a bad argument is reported as such, and even --force does not delete the folder for nothing
+    _one_line_error(_run("train", "--recipe", "nope", "--data", str(tmp_path), "--out", str(out), "--force"),
+                    "unknown recipe")
+    assert (out / "keep.txt").read_text() == "user file"
 
 
 def test_export_errors_are_one_line(tmp_path: Path) -> None:

@@ -101,11 +101,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from train.streams import Objective, StreamConfig
     from train.trainer import TrainConfig, train
 
-    if args.out.exists() and any(args.out.iterdir()):
-        if not args.force:
-            raise UserError(f"{args.out} already exists; pass --force to replace it")
-        print(f"replacing existing run folder {args.out} (--force)", file=sys.stderr)
-        shutil.rmtree(args.out)
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
     try:
@@ -129,6 +124,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     lr = cell.default_lr if args.lr is None else args.lr
     if lr <= 0:
         raise UserError("--lr must be positive")
+    # Only once every argument checked out: a typo must not cost (or, with --force, delete) a run folder.
+    if args.out.exists() and any(args.out.iterdir()):
+        if not args.force:
+            raise UserError(f"{args.out} already exists; pass --force to replace it")
+        print(f"replacing existing run folder {args.out} (--force)", file=sys.stderr)
+        shutil.rmtree(args.out)
     cfg = TrainConfig(recipe=recipe, data=str(root), keywords=kws or (), model=mcfg, epochs=args.epochs,
                       batch=args.batch, lr=lr, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi)))
