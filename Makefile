@@ -1,6 +1,6 @@
 # One entry point. `make export` and `make test` set everything up themselves on a fresh machine.
 #   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [DATA=dir] [MODEL=gru|lstm|rnn] [OUT=artifacts/NAME]
-#   make test | report | bench | soak | firmware-host | firmware-m4 | test-pi
+#   make test | report | bench | soak | frontend-lib | firmware-host | firmware-m4 | test-pi
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -28,7 +28,11 @@ export KWS_DATA_DIR ?= $(abspath $(DATA_DIR))
 help:
 	@sed -n '1,4p' Makefile
 
+# The front end as a shared library for the Python runtimes (firmware/firmware.mk: frontend-lib); without a C
+# compiler the pymicro-features wheel is used, which on x86 gives the same features.
 setup: $(STAMP)
+	@if command -v $(CC) >/dev/null; then $(MAKE) --no-print-directory -s frontend-lib; \
+	else echo "note: no C compiler ($(CC)): the front end comes from the pymicro-features wheel"; fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,7 +81,7 @@ test-fast: setup
 	$(PY) -m pytest tests -m "not slow"
 
 clean:
-	rm -rf build .cache .pytest_cache firmware/generated
+	rm -rf build .cache .pytest_cache firmware/generated edge/native/*.so
 
 -include firmware/firmware.mk
 -include tests/pi/pi.mk

@@ -16,7 +16,9 @@ from edge.audio import iter_wav_chunks, wav_info
 from edge.datasets import AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, synthetic_noise
 from edge.detector import StreamingDetector
 from edge.errors import EXIT_USER_ERROR, UserError
+from edge.frontend import FrontendBackend, FrontendConfigError, StreamingFrontend, backend_note, parse_frontend_backend
 from edge.interpreters import Kernels, ModelRunner, Runtime, parse_kernels, parse_runtime
+from edge.manifest import Manifest
 from edge.postprocess import PostprocessConfig, clip_decision
 
 VARIANTS = ("int8", "float32", "int16x8")
@@ -28,6 +30,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", default="auto", help="auto | litert | tflite-runtime | tf-lite | tflm")
     p.add_argument("--kernels", default="reference", help="reference (default: bit-exact with TFLite Micro and "
                    "the firmware, identical on x86 and ARM) | optimized (XNNPACK: faster, may differ by an int8 step)")
+    p.add_argument("--frontend", default="auto", help="auto (default: the front-end library when built, "
+                   "else pymicro-features) | library (make frontend-lib) | pymicro-features")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -153,16 +157,23 @@ def _mic_chunks(rate: int, device: str | None, seconds: float, stats: dict[str, 
                 continue
 
 
+def _detector(args: argparse.Namespace, model: Path | Manifest, quiet: bool = False, **kwargs: Any) -> StreamingDetector:
+    """The detector the common options ask for; says once on stderr if its features may not be bit-exact."""
+    det = StreamingDetector(model, args.variant, parse_runtime(args.runtime), kernels=parse_kernels(args.kernels),
+                            frontend=parse_frontend_backend(args.frontend), **kwargs)
+    note = backend_note(det.frontend.backend)
+    if note and not quiet:
+        print(note, file=sys.stderr)
+    return det
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    kernels = parse_kernels(args.kernels)
-    det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime), keep_posteriors=bool(args.probs),
-                            kernels=kernels)
+    det = _detector(args, args.model, keep_posteriors=bool(args.probs))
     if args.threshold is not None:
         if not 0 < args.threshold <= 1:
             raise UserError("--threshold must be in (0, 1]")
-        det = StreamingDetector(det.manifest, args.variant, parse_runtime(args.runtime),
-                                postprocess=_post_override(det, args.threshold), keep_posteriors=bool(args.probs),
-                                kernels=kernels)
+        det = _detector(args, det.manifest, postprocess=_post_override(det, args.threshold),
+                        keep_posteriors=bool(args.probs), quiet=True)
     if args.probs and args.probs.suffix != ".npy":
         raise UserError("--probs must name a .npy file")
     rate = det.sample_rate
@@ -242,7 +253,7 @@ def evaluate(det: StreamingDetector, pcm: list[np.ndarray], truth: list[int], ca
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    det = StreamingDetector(args.model, args.variant, parse_runtime(args.runtime), kernels=parse_kernels(args.kernels))
+    det = _detector(args, args.model)
     if not args.data.is_dir():
         raise UserError(f"{args.data}: no such data folder")
     recipe = auto_recipe(args.data) if args.recipe == "auto" else Recipe(args.recipe) if args.recipe in {r.value for r in Recipe} else None
@@ -318,11 +329,39 @@ def _time_baseline(det: StreamingDetector, variant: str, threads: int, kernels: 
             "method": "the non-streaming model re-run over the last 1 s window every hop (200 timed invokes)"}
 
 
+def _time_frontends(det: StreamingDetector, pcm: np.ndarray) -> dict[str, Any]:
+    """The front end's per-hop time with each available backend, and whether their features are equal."""
+    hop = det.manifest.frontend.hop_samples
+    result: dict[str, Any] = {}
+    features = {}
+    for backend in (FrontendBackend.LIBRARY, FrontendBackend.PYMICRO):
+        try:
+            fe = StreamingFrontend(det.manifest.frontend, backend)
+        except FrontendConfigError as exc:
+            result[backend.value] = {"available": False, "why": str(exc)}
+            continue
+        fe.process(pcm[: det.sample_rate // 2])
+        fe.reset()
+        times, frames = [], []
+        for i in range(0, len(pcm) - hop + 1, hop):
+            a = time.perf_counter()
+            frames.append(fe.process(pcm[i : i + hop]))
+            times.append(time.perf_counter() - a)
+        features[backend] = np.concatenate(frames)
+        result[backend.value] = {"available": True, "frontend_us": _pct(times)}
+    if len(features) == 2:
+        a, b = features.values()
+        result["identical_features"] = bool(a.shape == b.shape and np.array_equal(a, b))
+    return result
+
+
 def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threads: int,
-          kernels: Kernels = Kernels.REFERENCE, compare: bool = True) -> dict[str, Any]:
+          kernels: Kernels = Kernels.REFERENCE, compare: bool = True,
+          frontend: FrontendBackend = FrontendBackend.AUTO) -> dict[str, Any]:
     """Per-frame latency of front end, model and post-processing with `kernels`; with `compare`, the model
-    step of the other kernel set too (time and largest raw-output difference on the same audio)."""
-    det = StreamingDetector(model_dir, variant, runtime, num_threads=threads, kernels=kernels)
+    step of the other kernel set too (time and largest raw-output difference on the same audio) and the
+    front end of each backend."""
+    det = StreamingDetector(model_dir, variant, runtime, num_threads=threads, kernels=kernels, frontend=frontend)
     rate = det.sample_rate
     rng = np.random.default_rng(0)
     pcm = (rng.standard_normal(int(seconds * rate)) * 2000).astype(np.int16)
@@ -332,6 +371,7 @@ def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threa
     total = [x + y + z for x, y, z in zip(t["frontend"], t["model"], t["postprocess"])]
     out: dict[str, Any] = {
         "variant": variant, "runtime": det.model.runtime.value, "kernels": kernels.value, "threads": threads,
+        "frontend": det.frontend.backend.value,
         "frames": len(total), "hop_ms": det.manifest.frontend.hop_ms,
         **{f"{k}_us": _pct(v) for k, v in t.items()}, "total_us": _pct(total),
         "real_time_factor": float(np.sum(total) / (len(total) * det.manifest.frontend.hop_ms / 1000)),
@@ -359,6 +399,7 @@ def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threa
         b2 = _time_baseline(det2, variant, threads, other)
         if b2:
             out["kernels_comparison"]["baseline_model_us"] = b2["model_us"]
+        out["frontend_comparison"] = _time_frontends(det, pcm)
     return out
 
 
@@ -366,11 +407,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise UserError("--seconds must be positive")
     r = bench(args.model, args.variant, parse_runtime(args.runtime), args.seconds, args.threads,
-              parse_kernels(args.kernels))
+              parse_kernels(args.kernels), frontend=parse_frontend_backend(args.frontend))
+    note = backend_note(FrontendBackend(r["frontend"]))
+    if note:
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps(r))
         return 0
-    print(f"{r['variant']} on {r['runtime']} ({r['kernels']} kernels), {r['frames']} frames of {r['hop_ms']} ms")
+    print(f"{r['variant']} on {r['runtime']} ({r['kernels']} kernels, {r['frontend']} front end), "
+          f"{r['frames']} frames of {r['hop_ms']} ms")
     for k in ("frontend_us", "model_us", "postprocess_us", "total_us"):
         v = r[k]
         print(f"  {k[:-3]:<12} p50 {v['p50']:8.1f} us   p90 {v['p90']:8.1f} us   p99 {v['p99']:8.1f} us")
@@ -384,6 +429,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         extra = f", naive baseline p50 {c['baseline_model_us']['p50']:.1f} us" if "baseline_model_us" in c else ""
         print(f"  {c['kernels']} kernels: model p50 {c['model_us']['p50']:.1f} us{extra}; vs {r['kernels']}: "
               f"argmax agreement {c['frame_argmax_agreement']:.4f}, max output difference {c['max_abs_output_difference']:g}")
+    for name, f in r.get("frontend_comparison", {}).items():
+        if name == "identical_features":
+            print(f"  front-end backends give identical features: {'yes' if f else 'NO'}")
+        elif f["available"]:
+            print(f"  {name} front end: p50 {f['frontend_us']['p50']:.1f} us")
+        else:
+            print(f"  {name} front end: not available ({f['why']})")
     print(f"  method: {r['method']}")
     return 0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.frontend import StreamingFrontend
+from edge.frontend import FrontendBackend, StreamingFrontend
 from edge.interpreters import Kernels, Runtime
 from edge.manifest import Manifest, load_manifest
 from edge.model import StreamingModel
@@ -22,9 +22,10 @@ class StreamingDetector:
 
     def __init__(self, artifacts: Path | Manifest, variant: str = "int8", runtime: Runtime = Runtime.AUTO,
                  postprocess: PostprocessConfig | None = None, keep_posteriors: bool = False,
-                 num_threads: int = 1, kernels: Kernels = Kernels.REFERENCE) -> None:
+                 num_threads: int = 1, kernels: Kernels = Kernels.REFERENCE,
+                 frontend: FrontendBackend = FrontendBackend.AUTO) -> None:
         self.manifest = artifacts if isinstance(artifacts, Manifest) else load_manifest(Path(artifacts))
-        self.frontend = StreamingFrontend(self.manifest.frontend)
+        self.frontend = StreamingFrontend(self.manifest.frontend, frontend)
         self.model = StreamingModel(self.manifest, variant, runtime, num_threads=num_threads, kernels=kernels)
         self.labels = self.manifest.labels
         self.postprocess = postprocess or self.manifest.postprocess

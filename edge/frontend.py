@@ -5,25 +5,35 @@
 the firmware's generated settings header, and the runtimes refuse a model whose manifest disagrees.
 
 The implementation is TFLite Micro's audio front end (window, FFT, mel-like filterbank, noise reduction,
-PCAN gain control, log scale) through the `pymicro-features` package on the host and the Pi, and the same
-C sources in the firmware. The front end emits unsigned 16-bit integers per channel; the float feature
+PCAN gain control, log scale). The firmware compiles its C sources; the Python runtimes load the same
+sources built the same way as a shared library (`make frontend-lib`, firmware/src/kws_frontend_lib.c),
+or, where that is not built, use the `pymicro-features` wheel (the same code, but the aarch64 wheel's
+compiler flags change rare values, so the library is the one to use on a Raspberry Pi). The front end emits unsigned 16-bit integers per channel; the float feature
 the float model sees is that integer times `FEATURE_SCALE` (exactly 5/128, so the float is exact).
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import enum
+import functools
+import platform
+import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from edge.errors import UserError
 
 #: Float feature = uint16 front-end output * FEATURE_SCALE (the value pymicro-features applies).
 FEATURE_SCALE = 0.0390625
 
 
-class FrontendConfigError(ValueError):
-    """The requested front-end configuration cannot be honoured."""
+class FrontendConfigError(UserError, ValueError):
+    """The requested front-end configuration or backend cannot be honoured."""
 
 
 @dataclass(frozen=True)
@@ -106,27 +116,150 @@ class FrontendConfig:
             )
 
 
-def _load_micro_frontend():
+class FrontendBackend(enum.Enum):
+    """Which build of the TFLM front end computes the features (the results are the same by design)."""
+
+    #: The library if it is built for this machine, else pymicro-features.
+    AUTO = "auto"
+    #: `libkws_frontend` (`make frontend-lib`): the firmware's sources and flags, any configuration.
+    LIBRARY = "library"
+    #: The pymicro-features wheel: default configuration only; on aarch64 its compiler's fused
+    #: multiply-adds change rare feature values (README, "Raspberry Pi").
+    PYMICRO = "pymicro-features"
+
+
+def parse_frontend_backend(text: str) -> FrontendBackend:
     try:
-        from pymicro_features import MicroFrontend
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise FrontendConfigError(
-            "pymicro-features is not installed (pip install pymicro-features)"
-        ) from exc
-    return MicroFrontend
+        return FrontendBackend(text)
+    except ValueError:
+        choices = ", ".join(b.value for b in FrontendBackend)
+        raise FrontendConfigError(f"unknown front end '{text}' (choose from {choices})") from None
 
 
-class StreamingFrontend:
-    """Feed int16 PCM chunks of any size; get uint16 feature frames.
+#: Folder of the built libraries, one per machine: libkws_frontend.<platform.machine()>.so
+LIBRARY_DIR = Path(__file__).parent / "native"
+#: The C library's interface version (KWS_FE_LIB_ABI in firmware/src/kws_frontend_lib.c).
+LIBRARY_ABI = 1
 
-    One frame is produced per hop once the first full window has been seen. The output depends only on
-    the concatenated samples, never on how they were split into chunks.
-    """
 
-    def __init__(self, config: FrontendConfig | None = None) -> None:
-        self.config = config or FrontendConfig()
-        self.config.check_supported_by_pymicro_features()
-        self._frontend = _load_micro_frontend()()
+def library_path(machine: str | None = None) -> Path:
+    """Where `make frontend-lib` puts the library for `machine` (default: this one)."""
+    return LIBRARY_DIR / f"libkws_frontend.{machine or platform.machine()}.so"
+
+
+class _Params(ctypes.Structure):
+    """`struct kws_fe_params`: one field per `FrontendConfig` field, same names (a test checks)."""
+
+    _fields_ = [
+        ("sample_rate", ctypes.c_int32),
+        ("window_ms", ctypes.c_int32),
+        ("hop_ms", ctypes.c_int32),
+        ("num_channels", ctypes.c_int32),
+        ("lower_band_limit_hz", ctypes.c_float),
+        ("upper_band_limit_hz", ctypes.c_float),
+        ("noise_smoothing_bits", ctypes.c_int32),
+        ("noise_even_smoothing", ctypes.c_float),
+        ("noise_odd_smoothing", ctypes.c_float),
+        ("noise_min_signal_remaining", ctypes.c_float),
+        ("pcan_enable", ctypes.c_int32),
+        ("pcan_strength", ctypes.c_float),
+        ("pcan_offset", ctypes.c_float),
+        ("pcan_gain_bits", ctypes.c_int32),
+        ("log_enable", ctypes.c_int32),
+        ("log_scale_shift", ctypes.c_int32),
+    ]
+
+    @classmethod
+    def from_config(cls, config: FrontendConfig) -> "_Params":
+        return cls(**{name: getattr(config, name) for name, _ in cls._fields_})
+
+
+@functools.lru_cache(maxsize=None)
+def load_library(path: Path) -> ctypes.CDLL:
+    """Load and check a built front-end library; FrontendConfigError if it is unusable."""
+    if not path.is_file():
+        raise FrontendConfigError(f"front-end library {path} not found (build it: make frontend-lib)")
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise FrontendConfigError(f"cannot load front-end library {path}: {exc}") from None
+    lib.kws_fe_abi_version.restype = ctypes.c_int
+    lib.kws_fe_params_size.restype = ctypes.c_size_t
+    if lib.kws_fe_abi_version() != LIBRARY_ABI or lib.kws_fe_params_size() != ctypes.sizeof(_Params):
+        raise FrontendConfigError(f"front-end library {path} is from another version: rebuild it (make frontend-lib)")
+    lib.kws_fe_create.restype = ctypes.c_void_p
+    lib.kws_fe_create.argtypes = [ctypes.POINTER(_Params)]
+    lib.kws_fe_destroy.restype = None
+    lib.kws_fe_destroy.argtypes = [ctypes.c_void_p]
+    lib.kws_fe_reset.restype = None
+    lib.kws_fe_reset.argtypes = [ctypes.c_void_p]
+    lib.kws_fe_process.restype = ctypes.c_size_t
+    # PCM goes in as bytes (c_char_p passes the bytes object's own buffer): ndarray.ctypes costs ~3 us.
+    lib.kws_fe_process.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
+    return lib
+
+
+def resolve_backend(backend: FrontendBackend) -> FrontendBackend:
+    """AUTO -> LIBRARY when it is built for this machine, else PYMICRO."""
+    if backend is FrontendBackend.AUTO:
+        return FrontendBackend.LIBRARY if library_path().is_file() else FrontendBackend.PYMICRO
+    return backend
+
+
+def backend_note(backend: FrontendBackend) -> str | None:
+    """One line for the user when the features may differ from training and the firmware, else None."""
+    if backend is FrontendBackend.PYMICRO and platform.machine() not in ("x86_64", "AMD64"):
+        return (f"note: front end from the pymicro-features wheel; on {platform.machine()} it differs from "
+                "the x86 and firmware features in rare values. For bit-exact features: make frontend-lib")
+    return None
+
+
+class _LibraryFrontend:
+    """One `kws_fe` instance of the C library; it buffers partial hops itself."""
+
+    def __init__(self, config: FrontendConfig) -> None:
+        self._lib = load_library(library_path())
+        handle = self._lib.kws_fe_create(ctypes.byref(_Params.from_config(config)))
+        if not handle:
+            raise FrontendConfigError(f"the front-end library cannot build this configuration: {config}")
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, self._lib.kws_fe_destroy, handle)
+        self._channels = config.num_channels
+        self._hop = config.hop_samples
+        self._process = self._lib.kws_fe_process
+        self._grow(2)
+
+    def _grow(self, frames: int) -> None:
+        self._out = np.empty((frames, self._channels), dtype=np.uint16)
+        self._out_address = self._out.ctypes.data
+
+    def reset(self) -> None:
+        self._lib.kws_fe_reset(self._handle)
+
+    def process(self, pcm: np.ndarray) -> np.ndarray:
+        # Fewer than one hop is pending in C, so n // hop + 1 frames always fit.
+        capacity = len(pcm) // self._hop + 1
+        if capacity > len(self._out):
+            self._grow(capacity)
+        n = self._process(self._handle, pcm.tobytes(), len(pcm), self._out_address, len(self._out))
+        return self._out[:n].copy()
+
+
+class _PymicroFrontend:
+    """pymicro-features, fed one hop per call (it has no buffering of its own)."""
+
+    def __init__(self, config: FrontendConfig) -> None:
+        config.check_supported_by_pymicro_features()
+        try:
+            from pymicro_features import MicroFrontend
+        except ImportError:
+            raise FrontendConfigError(
+                "no front end: pymicro-features is not installed and the front-end library is not built "
+                "(pip install pymicro-features, or make frontend-lib)"
+            ) from None
+        self._frontend = MicroFrontend()
+        self._channels = config.num_channels
+        self._hop = config.hop_samples
         self._pending = np.zeros(0, dtype=np.int16)
 
     def reset(self) -> None:
@@ -134,12 +267,8 @@ class StreamingFrontend:
         self._pending = np.zeros(0, dtype=np.int16)
 
     def process(self, pcm: np.ndarray) -> np.ndarray:
-        """Return the new frames as uint16 [n_frames, num_channels]."""
-        pcm = np.asarray(pcm)
-        if pcm.dtype != np.int16:
-            raise TypeError(f"front end expects int16 PCM, got {pcm.dtype}")
-        hop = self.config.hop_samples
-        buffered = np.concatenate([self._pending, pcm.reshape(-1)])
+        hop = self._hop
+        buffered = np.concatenate([self._pending, pcm])
         n_hops = len(buffered) // hop
         frames = []
         for i in range(n_hops):
@@ -148,8 +277,33 @@ class StreamingFrontend:
                 frames.append(out.features)
         self._pending = buffered[n_hops * hop :].copy()
         if not frames:
-            return np.zeros((0, self.config.num_channels), dtype=np.uint16)
+            return np.zeros((0, self._channels), dtype=np.uint16)
         return _to_u16(frames)
+
+
+class StreamingFrontend:
+    """Feed int16 PCM chunks of any size; get uint16 feature frames.
+
+    One frame is produced per hop once the first full window has been seen. The output depends only on
+    the concatenated samples, never on how they were split into chunks, nor on the backend.
+    """
+
+    def __init__(self, config: FrontendConfig | None = None,
+                 backend: FrontendBackend = FrontendBackend.AUTO) -> None:
+        self.config = config or FrontendConfig()
+        self.backend = resolve_backend(backend)
+        impl = _LibraryFrontend if self.backend is FrontendBackend.LIBRARY else _PymicroFrontend
+        self._impl = impl(self.config)
+
+    def reset(self) -> None:
+        self._impl.reset()
+
+    def process(self, pcm: np.ndarray) -> np.ndarray:
+        """Return the new frames as uint16 [n_frames, num_channels]."""
+        pcm = np.asarray(pcm)
+        if pcm.dtype != np.int16:
+            raise TypeError(f"front end expects int16 PCM, got {pcm.dtype}")
+        return self._impl.process(np.ascontiguousarray(pcm.reshape(-1)))
 
 
 def _to_u16(frames: list) -> np.ndarray:
@@ -158,9 +312,10 @@ def _to_u16(frames: list) -> np.ndarray:
     return (np.asarray(frames, dtype=np.float64) * (1.0 / FEATURE_SCALE) + 0.5).astype(np.uint16)
 
 
-def compute_features(pcm: np.ndarray, config: FrontendConfig | None = None) -> np.ndarray:
+def compute_features(pcm: np.ndarray, config: FrontendConfig | None = None,
+                     backend: FrontendBackend = FrontendBackend.AUTO) -> np.ndarray:
     """Offline features of a whole int16 signal (a fresh front end, same as streaming it)."""
-    return StreamingFrontend(config).process(pcm)
+    return StreamingFrontend(config, backend).process(pcm)
 
 
 def features_to_float(frames: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@
 #   firmware-run-m4    run the M4 image in QEMU on FW_WAV=path/to/16k_mono.wav (prints stats)
 #   firmware-size      flash/RAM report of the M4 image
 #   firmware-costs     flash/RAM/stack/instructions per frame as JSON (FW_WAV=... runs it under QEMU)
+#   frontend-lib       the front end as a shared library for edge/ (frontend-lib-aarch64: for a Pi)
 #   firmware-third-party  fetch the TFLM audio front end (pymicro-features source package) from PyPI
 #   firmware-clean
 #
@@ -62,8 +63,10 @@ FW_INCLUDES := -I$(FW_DIR)/include -I$(FW_DIR)/src -I$(FW_GEN_DIR) -I$(FW_PMF_DI
 # -ffp-contract=off: the front end builds its window, PCAN and FFT tables at start-up in float; fused
 # multiply-adds (GCC's default where the ISA has them: Cortex-M4F, aarch64) round those differently from
 # x86 and change rare feature values. Without contraction every target computes x86's features exactly
-# (tests/test_firmware_host.py::test_frontend_is_identical_on_aarch64).
-FW_COMMON_FLAGS := -DFIXED_POINT=16 -MMD -MP -ffp-contract=off
+# (tests/test_firmware_host.py::test_frontend_is_identical_on_aarch64). The Python runtimes' library
+# (frontend-lib below) uses the same flags.
+FW_FP_FLAGS := -ffp-contract=off
+FW_COMMON_FLAGS := -DFIXED_POINT=16 -MMD -MP $(FW_FP_FLAGS)
 FW_OWN_FLAGS := -std=c99 -Wall -Wextra -Wno-unused-parameter
 # Third-party front end: compiled unmodified as C (its .cc files are C code apart from the FFT glue,
 # which firmware/src/kws_fft.c replaces); start-up malloc/fprintf are redirected to a static arena.
@@ -121,6 +124,27 @@ $(FW_HOST_DIR)/kws_detect_runner: $(FW_DETECT_RUNNER_SRCS) $(FW_DIR)/include/kws
 firmware-host: $(FW_HOST_DIR)/kws_host $(FW_HOST_DIR)/kws_model_runner
 firmware-model-runner: $(FW_HOST_DIR)/kws_model_runner
 firmware-detect-runner: $(FW_HOST_DIR)/kws_detect_runner
+
+# ---- the front end as a shared library for the Python runtimes (edge/frontend.py) ---------------
+#   make frontend-lib            for this machine: edge/native/libkws_frontend.<uname -m>.so
+#   make frontend-lib-aarch64    cross-built for a Raspberry Pi (aarch64-linux-gnu-gcc), to copy there
+# The firmware's front-end sources and flags (no arena: heap, any configuration, many instances).
+FE_LIB_HOST_ARCH := $(shell uname -m)
+FE_LIB_DIR := edge/native
+FE_LIB_CFLAGS ?= -O2
+FE_LIB_SRCS := $(FW_DIR)/src/kws_frontend_lib.c $(FW_DIR)/src/kws_fft.c $(FW_FE_SRCS)
+# $(call fe_lib_cc,ARCH): the native compiler for this machine, the GNU cross compiler for another
+fe_lib_cc = $(if $(filter $(FE_LIB_HOST_ARCH),$(1)),$(CC),$(1)-linux-gnu-gcc)
+
+$(FE_LIB_DIR)/libkws_frontend.%.so: $(FE_LIB_SRCS) $(FW_DIR)/firmware.mk | $(FW_PMF_STAMP)
+	@mkdir -p $(@D)
+	$(call fe_lib_cc,$*) $(FE_LIB_CFLAGS) $(FW_FP_FLAGS) -DFIXED_POINT=16 -shared -fPIC -fvisibility=hidden \
+	    -std=gnu99 -w -I$(FW_PMF_DIR) -I$(FW_PMF_DIR)/kissfft -x c $(FE_LIB_SRCS) -lm -o $@.tmp
+	@mv $@.tmp $@
+
+.PHONY: frontend-lib frontend-lib-aarch64
+frontend-lib: $(FE_LIB_DIR)/libkws_frontend.$(FE_LIB_HOST_ARCH).so
+frontend-lib-aarch64: $(FE_LIB_DIR)/libkws_frontend.aarch64.so
 
 # ---- Cortex-M4F on QEMU mps2-an386 ---------------------------------------------------------------
 FW_M4_PREFIX ?= arm-none-eabi-

@@ -31,6 +31,19 @@ def need_tool(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def frontend_lib() -> Path:
+    """The front-end library for this machine, built by its Makefile rule (up to date: a no-op)."""
+    import subprocess
+
+    from edge.frontend import library_path
+
+    need(shutil.which(os.environ.get("CC", "cc")) is not None, "no C compiler to build the front-end library")
+    result = subprocess.run(["make", "-s", "frontend-lib"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return library_path()
+
+
+@pytest.fixture(scope="session")
 def data_root() -> Path:
     root = Path(os.environ.get("KWS_DATA_DIR", REPO.parent / "shared" / "data"))
     need((root / "speech_commands_v2_subset").is_dir(), f"real audio not found at {root} (set KWS_DATA_DIR)")

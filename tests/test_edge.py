@@ -148,7 +148,20 @@ def test_run_cli_outputs(artifacts: Path, stream_wav: Path, tmp_path: Path) -> N
     assert [json.loads(l) for l in r2.stdout.decode().splitlines()] == events
 
 
-def test_bench_reports_latency_and_baseline(artifacts: Path) -> None:
+def test_run_gives_the_same_output_with_either_front_end(artifacts: Path, stream_wav: Path, tmp_path: Path,
+                                                         frontend_lib: Path) -> None:
+    out = {}
+    for backend in ("library", "pymicro-features"):
+        probs = tmp_path / f"{backend}.npy"
+        r = _edge("run", "--model", str(artifacts), "--wav", str(stream_wav), "--json", "--threshold", "0.3",
+                  "--frontend", backend, "--probs", str(probs))
+        assert r.returncode == 0, r.stderr
+        out[backend] = (r.stdout, np.load(probs))
+    assert out["library"][0] == out["pymicro-features"][0]
+    assert np.array_equal(out["library"][1], out["pymicro-features"][1])
+
+
+def test_bench_reports_latency_and_baseline(artifacts: Path, frontend_lib: Path) -> None:
     r = _edge("bench", "--model", str(artifacts), "--seconds", "3", "--json")
     assert r.returncode == 0, r.stderr
     b = json.loads(r.stdout)
@@ -161,6 +174,9 @@ def test_bench_reports_latency_and_baseline(artifacts: Path) -> None:
     # optimized int8 kernels round some ties differently and the carried state spreads it: measured up to
     # 8 steps on trained models, 18 on the under-trained test model; decisions nearly always the same
     assert c["max_abs_output_difference"] <= 32 and c["frame_argmax_agreement"] >= 0.95
+    f = b["frontend_comparison"]  # both builds of the front end, timed on the same audio
+    assert b["frontend"] == "library" and f["identical_features"] is True
+    assert f["library"]["frontend_us"]["p50"] > 0 and f["pymicro-features"]["frontend_us"]["p50"] > 0
 
 
 def test_optimized_kernels_run_and_stay_close(artifacts: Path, stream_wav: Path) -> None:
@@ -212,6 +228,7 @@ def test_detector_on_raw_integers_equals_detector_on_units() -> None:
         (["run", "--model", "{art}", "--wav", "{art}/manifest.json"], "not a readable audio file"),
         (["run", "--model", "{art}", "--wav", "{wav}", "--runtime", "cuda"], "unknown runtime"),
         (["run", "--model", "{art}", "--wav", "{wav}", "--kernels", "fast"], "unknown kernels"),
+        (["run", "--model", "{art}", "--wav", "{wav}", "--frontend", "fast"], "unknown front end"),
         (["run", "--model", "{art}", "--wav", "{wav}", "--variant", "int8", "--threshold", "3"], "threshold"),
         (["eval", "--model", "{art}", "--data", "/nonexistent"], "no such data folder"),
     ],

@@ -178,28 +178,33 @@ def _firing_threshold(artifact: Path, probs: np.ndarray) -> float:
     return max(0.01, round(float(probs[:, keywords].max()) / 2, 3))
 
 
-#: The aarch64 pymicro-features wheel builds some tables at start-up with float maths (window cosf, PCAN
-#: powf, FFT twiddles) that the aarch64 compiler contracts into fused multiply-adds, so on rare frames a
-#: feature lands a few steps apart from x86. Measured on STREAM_CLIPS: 1 of 31,920 values, by 5 steps
-#: (the firmware's own build of the same C sources is tested equal to x86 in test_firmware_*.py).
-FRONTEND_MAX_DIFFERING_SHARE = 1e-3
-FRONTEND_MAX_STEPS = 16
+@pytest.fixture(scope="session")
+def pi_frontend_lib() -> Path:
+    """The front-end library cross-built for aarch64 (`make frontend-lib-aarch64`), as `make frontend-lib`
+    builds it on a Pi: the emulated runtime finds it in edge/native/ and uses it (--frontend auto)."""
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        _unavailable("aarch64-linux-gnu-gcc not found (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)")
+    done = subprocess.run(["make", "-s", "frontend-lib-aarch64"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return REPO / "edge" / "native" / "libkws_frontend.aarch64.so"
 
 
-def _stages(artifact: Path, wav: Path, out: Path, model: int | None, features: Path | None = None) -> Any:
-    argv = [str(PI_DIR / "stream_stages.py"), str(artifact), str(wav), str(out)]
+def _stages(artifact: Path, wav: Path, out: Path, model: int | None, features: Path | None = None,
+            frontend: str = "auto") -> Any:
+    argv = [str(PI_DIR / "stream_stages.py"), str(artifact), str(wav), str(out), "--frontend", frontend]
     _run(argv + (["--features", str(features)] if features else []), model)
     return np.load(out)
 
 
 @pytest.mark.parametrize("pi_model", [4, 5])
-def test_edge_stages_match_x86(pi_userland: Path, edge_cli: None, int8_artifact: Path, stream_wav: Path,
-                               tmp_path: Path, pi_model: int) -> None:
-    """Model + post-processing: bit-exact on the Pi given the same features. Front end: equal but for rare
-    values of the aarch64 wheel (bounded, see FRONTEND_MAX_*)."""
+def test_edge_stages_match_x86(pi_userland: Path, pi_frontend_lib: Path, edge_cli: None, int8_artifact: Path,
+                               stream_wav: Path, tmp_path: Path, pi_model: int) -> None:
+    """Each stage separately, bit for bit: the front end (the library), and the model + post-processing
+    given the same features."""
     x86 = _stages(int8_artifact, stream_wav, tmp_path / "x86.npz", None)
     np.save(tmp_path / "features.npy", x86["features"])
     pi = _stages(int8_artifact, stream_wav, tmp_path / "pi.npz", pi_model, tmp_path / "features.npy")
+    _assert_identical("features", x86["features"], pi["features"])
     # The int8 path is integer arithmetic from the features to the decisions, so no tolerance. This needs
     # interpreter kernels that round identically on every ISA: TFLite's reference kernels do; XNNPACK and
     # the optimized builtin kernels do not (see test_probe_matches_x86).
@@ -207,21 +212,33 @@ def test_edge_stages_match_x86(pi_userland: Path, edge_cli: None, int8_artifact:
     assert len(x86["event_frames"]) > 0, "no events: the comparison would prove nothing"
     _assert_identical("event frames", x86["event_frames"], pi["event_frames"])
     _assert_identical("event labels", x86["event_labels"], pi["event_labels"])
+
+
+#: Why the Pi needs the library: the aarch64 pymicro-features wheel builds its window, PCAN and FFT tables
+#: at start-up in float, and its compiler contracted those multiply-adds into fused ones, so rare features
+#: land a few steps from x86's. Measured on STREAM_CLIPS: 1 of 31,920 values, by 5 steps. Bounds for
+#: "close but not equal" (if a future wheel is exact, the test still passes and the note can go).
+WHEEL_MAX_DIFFERING_SHARE = 1e-3
+WHEEL_MAX_STEPS = 16
+
+
+def test_pymicro_wheel_front_end_is_only_close(pi_userland: Path, edge_cli: None, int8_artifact: Path,
+                                               stream_wav: Path, tmp_path: Path) -> None:
+    x86 = _stages(int8_artifact, stream_wav, tmp_path / "x86.npz", None, frontend="pymicro-features")
+    pi = _stages(int8_artifact, stream_wav, tmp_path / "pi.npz", 4, frontend="pymicro-features")
     a, b = x86["features"].astype(np.int32), pi["features"].astype(np.int32)
     assert a.shape == b.shape
     differing = np.argwhere(a != b)
-    share = len(differing) / a.size
     worst = int(np.abs(a - b).max())
-    print(f"front end: {len(differing)} of {a.size} values differ (max {worst} steps) at {differing[:5].tolist()}")
-    assert share <= FRONTEND_MAX_DIFFERING_SHARE and worst <= FRONTEND_MAX_STEPS, (len(differing), worst)
+    print(f"pymicro-features wheel: {len(differing)} of {a.size} values differ (max {worst} steps) "
+          f"at {differing[:5].tolist()}")
+    assert len(differing) / a.size <= WHEEL_MAX_DIFFERING_SHARE and worst <= WHEEL_MAX_STEPS, (len(differing), worst)
 
 
 @pytest.mark.parametrize("pi_model", [4, 5])
-def test_edge_run_matches_x86(pi_userland: Path, edge_cli: None, int8_artifact: Path, stream_wav: Path,
-                              tmp_path: Path, pi_model: int) -> None:
-    """`python -m edge run` end to end: identical posteriors until the first frame whose features differ
-    (see test_edge_stages_match_x86), identical events before it, and after it the carried state stays
-    close (same frame decision on >= 95 % of frames; measured 98-100 %)."""
+def test_edge_run_matches_x86(pi_userland: Path, pi_frontend_lib: Path, edge_cli: None, int8_artifact: Path,
+                              stream_wav: Path, tmp_path: Path, pi_model: int) -> None:
+    """`python -m edge run` end to end, as a user runs it: identical posteriors and identical events."""
     base = ["-m", "edge", "run", "--model", str(int8_artifact), *EDGE_MODEL_ARGS, "--wav", str(stream_wav), "--json"]
     _run([*base, "--probs", str(tmp_path / "first.npy")], None)
     threshold = _firing_threshold(int8_artifact, np.load(tmp_path / "first.npy"))
@@ -229,17 +246,12 @@ def test_edge_run_matches_x86(pi_userland: Path, edge_cli: None, int8_artifact: 
     for where, model in (("x86", None), ("pi", pi_model)):
         probs = tmp_path / f"{where}.npy"
         done = _run([*base, "--threshold", str(threshold), "--probs", str(probs)], model)
+        assert "note:" not in done.stderr, done.stderr  # the library was used, not the wheel
         results[where] = (_events(done.stdout), np.load(probs))
     (x86_events, x86_probs), (pi_events, pi_probs) = results["x86"], results["pi"]
     assert x86_events, f"no events at threshold {threshold}: the comparison would prove nothing"
-    x86_feats = _stages(int8_artifact, stream_wav, tmp_path / "fx86.npz", None)["features"]
-    pi_feats = _stages(int8_artifact, stream_wav, tmp_path / "fpi.npz", pi_model)["features"]
-    rows = np.flatnonzero((x86_feats != pi_feats).any(axis=1))
-    first = int(rows[0]) if len(rows) else len(x86_feats)
-    _assert_identical("posteriors before the first differing feature frame", x86_probs[:first], pi_probs[:first])
-    assert [e for e in pi_events if e["frame"] < first] == [e for e in x86_events if e["frame"] < first]
-    assert x86_probs.shape == pi_probs.shape
-    assert np.mean(x86_probs.argmax(1) == pi_probs.argmax(1)) >= 0.95
+    _assert_identical("posteriors", x86_probs, pi_probs)
+    assert pi_events == x86_events
 
 
 def _eval_subset(root: Path, dest: Path) -> Path:
@@ -258,8 +270,8 @@ def _eval_subset(root: Path, dest: Path) -> Path:
 
 
 @pytest.mark.parametrize("pi_model", [4])
-def test_edge_eval_matches_x86(pi_userland: Path, edge_cli: None, int8_artifact: Path, tmp_path: Path,
-                               pi_model: int) -> None:
+def test_edge_eval_matches_x86(pi_userland: Path, pi_frontend_lib: Path, edge_cli: None, int8_artifact: Path,
+                               tmp_path: Path, pi_model: int) -> None:
     data = _eval_subset(_speech_commands(), tmp_path / "data")
     argv = ["-m", "edge", "eval", "--model", str(int8_artifact), *EDGE_MODEL_ARGS, "--data", str(data), "--json"]
     x86, pi = _run(argv, None), _run(argv, pi_model)

@@ -13,7 +13,9 @@
 #include "tensorflow/lite/experimental/microfrontend/lib/fft_util.h"
 #include "tools/kiss_fftr.h"
 
+/* Start-up allocation: the firmware's static arena (kws_fe_alloc.c) or the heap (kws_frontend_lib.c). */
 void *kws_fe_malloc(size_t size);
+void kws_fe_free(void *ptr);
 
 void FftCompute(struct FftState *state, const int16_t *input, int input_scale_shift) {
     size_t i = 0;
@@ -57,6 +59,10 @@ int FftPopulateState(struct FftState *state, size_t input_size) {
 }
 
 void FftFreeStateContents(struct FftState *state) {
+    /* Reverse order of allocation (the arena gives back only its most recent block). */
+    kws_fe_free(state->scratch);
+    kws_fe_free(state->output);
+    kws_fe_free(state->input);
     state->input = NULL;
     state->output = NULL;
     state->scratch = NULL;
