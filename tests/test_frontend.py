@@ -146,3 +146,15 @@ def test_config_is_frozen_and_round_trips() -> None:
 def test_rejects_non_int16(backend: FrontendBackend) -> None:
     with pytest.raises(TypeError):
         StreamingFrontend(backend=backend).process(np.zeros(160, dtype=np.float32))
+
+
+def test_fallback_to_the_wheel_is_announced_off_x86(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a Pi without the library, the runtime says its features may differ (and how to fix it)."""
+    from edge import frontend
+
+    monkeypatch.setattr(frontend.platform, "machine", lambda: "aarch64")
+    note = frontend.backend_note(FrontendBackend.PYMICRO)
+    assert note is not None and "aarch64" in note and "make frontend-lib" in note
+    assert frontend.backend_note(FrontendBackend.LIBRARY) is None
+    monkeypatch.setattr(frontend.platform, "machine", lambda: "x86_64")
+    assert frontend.backend_note(FrontendBackend.PYMICRO) is None
