@@ -28,8 +28,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="artifacts folder from `make export`")
     p.add_argument("--variant", default="int8", choices=VARIANTS, help="which exported model (default int8)")
     p.add_argument("--runtime", default="auto", help="auto | litert | tflite-runtime | tf-lite | tflm")
-    p.add_argument("--kernels", default="reference", help="reference (default: bit-exact with TFLite Micro and "
-                   "the firmware, identical on x86 and ARM) | optimized (XNNPACK: faster, may differ by an int8 step)")
+    p.add_argument("--kernels", default="reference", help="reference (default: identical on x86 and ARM; "
+                   "TFLite Micro differs by rare one-step FC roundings) | optimized (XNNPACK: faster, may differ "
+                   "by an int8 step between ISAs)")
     p.add_argument("--frontend", default="auto", help="auto (default: the front-end library when built, "
                    "else pymicro-features) | library (make frontend-lib) | pymicro-features")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -28,14 +28,16 @@ class Runtime(str, enum.Enum):
 _MODULES = {
     Runtime.LITERT: "ai_edge_litert.interpreter",
     Runtime.TFLITE_RUNTIME: "tflite_runtime.interpreter",
-    Runtime.TF_LITE: "tensorflow.lite",
+    # The interpreter's own module: `import tensorflow.lite` gives the source package, not the `tf.lite` API.
+    Runtime.TF_LITE: "tensorflow.lite.python.interpreter",
     Runtime.TFLM: "tflite_micro.python.tflite_micro.runtime",
 }
 
 
 class Kernels(str, enum.Enum):
-    """TFLite kernel set. `reference` (the default) gives bit-identical int8 results on x86 and ARM and
-    equal to TFLite Micro and the firmware; `optimized` is the interpreter's default (XNNPACK delegate where
+    """TFLite kernel set. `reference` (the default) gives bit-identical int8 results on x86 and ARM (TFLite
+    Micro, and so the firmware, rounds rare FULLY_CONNECTED outputs one step differently:
+    tests/test_firmware_kernels.py); `optimized` is the interpreter's default (XNNPACK delegate where
     available): several times faster per invoke, but its ARM and x86 code round some ties differently, so
     results may differ from the reference by an int8 step (`python -m edge bench` measures both)."""
 
