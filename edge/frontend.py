@@ -8,8 +8,8 @@ The implementation is TFLite Micro's audio front end (window, FFT, mel-like filt
 PCAN gain control, log scale). The firmware compiles its C sources; the Python runtimes load the same
 sources built the same way as a shared library (`make frontend-lib`, firmware/src/kws_frontend_lib.c),
 or, where that is not built, use the `pymicro-features` wheel (the same code, but the aarch64 wheel's
-compiler flags change rare values, so the library is the one to use on a Raspberry Pi). The front end emits unsigned 16-bit integers per channel; the float feature
-the float model sees is that integer times `FEATURE_SCALE` (exactly 5/128, so the float is exact).
+compiler flags change rare values, so the library is the one to use on a Raspberry Pi). The front end
+emits unsigned 16-bit integers per channel; the float feature the float model sees is that integer times `FEATURE_SCALE` (exactly 5/128, so the float is exact).
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ class StreamingFrontend:
         pcm = np.asarray(pcm)
         if pcm.dtype != np.int16:
             raise TypeError(f"front end expects int16 PCM, got {pcm.dtype}")
-        return self._impl.process(np.ascontiguousarray(pcm.reshape(-1)))
+        return self._impl.process(pcm.reshape(-1))
 
 
 def _to_u16(frames: list) -> np.ndarray:

@@ -110,6 +110,7 @@ class Detector:
         else:
             limits = np.array([config.threshold_of(l) * w for l in self.labels])
             self.limits = np.where(self.fires, limits, np.inf)
+        self._limit_list = self.limits.tolist()
         self.reset()
 
     def reset(self) -> None:
@@ -119,7 +120,6 @@ class Detector:
         zero = self.zero_point if self.integer else 0.0
         self._ring = [[zero] * n for _ in range(w)]
         self._sum = [zero * w] * n
-        self._limit_list = self.limits.tolist()
         self._pos = 0
         self._frame = 0
         self._quiet_until = 0

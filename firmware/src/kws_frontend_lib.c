@@ -122,7 +122,7 @@ KWS_EXPORT void kws_fe_reset(struct kws_fe *fe) {
 }
 
 /* Frames kws_fe_process() will return for n more samples. */
-KWS_EXPORT size_t kws_fe_frames_for(const struct kws_fe *fe, size_t n) {
+static size_t frames_for(const struct kws_fe *fe, size_t n) {
     return (fe->pending + n) / fe->hop;
 }
 
@@ -139,11 +139,11 @@ static size_t run_hop(struct kws_fe *fe, const int16_t *hop, uint16_t *out) {
 /*
  * Feed n samples (any n, including 0); whole hops are processed, the rest is kept for the next call.
  * Writes the new frames (num_channels uint16 each) to out and returns how many there are; out must hold
- * kws_fe_frames_for(fe, n) frames, else nothing is consumed and (size_t)-1 is returned.
+ * frames_for(fe, n) frames (at most n / hop + 1), else nothing is consumed and (size_t)-1 is returned.
  */
 KWS_EXPORT size_t kws_fe_process(struct kws_fe *fe, const int16_t *pcm, size_t n, uint16_t *out,
                                  size_t max_frames) {
-    if (kws_fe_frames_for(fe, n) > max_frames) {
+    if (frames_for(fe, n) > max_frames) {
         return (size_t)-1;
     }
     size_t frames = 0;
