@@ -400,6 +400,7 @@ def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threa
         b2 = _time_baseline(det2, variant, threads, other)
         if b2:
             out["kernels_comparison"]["baseline_model_us"] = b2["model_us"]
+    if compare:
         out["frontend_comparison"] = _time_frontends(det, pcm)
     return out
 
