@@ -1,5 +1,5 @@
 # One entry point. `make export` and `make test` set everything up themselves on a fresh machine.
-#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [DATA=dir] [MODEL=gru|lstm|rnn] [OUT=artifacts/NAME]
+#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [DATA="dir [dir ...]"] [MODEL=gru|lstm|rnn] [SIZE=mcu|pi] [OUT=artifacts/NAME]
 #   make test | report | bench | soak | frontend-lib | firmware-host | firmware-m4 | test-pi
 
 PYTHON ?= python3.11
@@ -10,9 +10,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 RECIPE ?= synthetic
 DATA ?=
 MODEL ?= gru
-HIDDEN ?= 64
-# 80 epochs is the training default; the synthetic recipe needs fewer and keeps `make export` within 15 min
-EPOCHS ?= $(if $(filter synthetic,$(RECIPE)),30,80)
+# mcu: fits the firmware budget (<= 32 KB flash, <= 8 KB arena); pi: a larger Raspberry Pi model
+SIZE ?= mcu
+# optional overrides of the size's architecture
+HIDDEN ?=
+LAYERS ?=
+# the size's training default (80 mcu, 40 pi); the synthetic recipe needs fewer and keeps `make export` within 15 min
+EPOCHS ?= $(if $(filter synthetic,$(RECIPE)),30,)
 OUT ?= artifacts/default
 NAME := $(notdir $(OUT))
 RUN ?= runs/$(NAME)
@@ -22,7 +26,7 @@ SOAK_MINUTES ?= 60
 
 export KWS_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: setup export train artifacts codegen firmware-record report bench soak test test-fast clean help
+.PHONY: setup export train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -42,9 +46,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
+ARCH_FLAGS := $(if $(HIDDEN),--hidden $(HIDDEN),) $(if $(LAYERS),--layers $(LAYERS),)
 
 train: setup
-	$(PY) -m train --recipe $(RECIPE) $(DATA_FLAG) --model $(MODEL) --hidden $(HIDDEN) --epochs $(EPOCHS) --out $(RUN) --force
+	$(PY) -m train --recipe $(RECIPE) $(DATA_FLAG) --model $(MODEL) --size $(SIZE) $(ARCH_FLAGS) $(if $(EPOCHS),--epochs $(EPOCHS),) --out $(RUN) --force
 
 artifacts: setup
 	@test -f $(RUN)/model.safetensors || $(MAKE) --no-print-directory train
@@ -61,9 +66,15 @@ firmware-record: codegen
 	else echo "note: arm-none-eabi-gcc or qemu-system-arm not installed: firmware costs not measured"; fi
 
 report: setup
-	$(PY) -m export report $(OUT) --out $(REPORT)
+	$(PY) -m export report $(OUT) --out $(REPORT) --force
 
-export: train artifacts codegen firmware-record report
+# SIZE=pi is a Raspberry Pi model: no firmware sources for it (`make codegen OUT=...` still makes them on request)
+FIRMWARE_STEPS := $(if $(filter pi,$(SIZE)),firmware-skip,codegen firmware-record)
+
+firmware-skip:
+	@echo "note: SIZE=pi is a Raspberry Pi model: firmware/generated/ left as it is (make codegen OUT=$(OUT) to generate it anyway)"
+
+export: train artifacts $(FIRMWARE_STEPS) report
 	@echo "device artifacts in $(OUT), firmware sources in firmware/generated, report in $(REPORT)/report.md"
 
 bench: setup

@@ -8,18 +8,19 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from edge.audio import iter_wav_chunks, wav_info
-from edge.datasets import AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, synthetic_noise
+from edge.datasets import (AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, reuse_by_name,
+                           standard_clips, synthetic_noise)
 from edge.detector import StreamingDetector
 from edge.errors import EXIT_USER_ERROR, UserError
 from edge.frontend import FrontendBackend, FrontendConfigError, StreamingFrontend, backend_note, parse_frontend_backend
 from edge.interpreters import Kernels, ModelRunner, Runtime, parse_kernels, parse_runtime
 from edge.manifest import Manifest
-from edge.postprocess import PostprocessConfig, clip_decision
+from edge.postprocess import PostprocessConfig, clip_decision, standard_summary, summarize
 
 VARIANTS = ("int8", "float32", "int16x8")
 
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seconds", type=float, default=0.0, help="with --mic: stop after this long (0 = until Ctrl-C)")
     ev = sub.add_parser("eval", help="clip accuracy on a labelled folder, streamed as on a device")
     _common(ev)
-    ev.add_argument("--data", required=True, type=Path, help="dataset folder")
+    ev.add_argument("--data", required=True, type=Path, nargs="+", metavar="DIR",
+                    help="dataset folder(s), merged by label")
     ev.add_argument("--recipe", default="auto", help="auto | " + " | ".join(r.value for r in Recipe))
     ev.add_argument("--split", default="test", choices=("train", "validation", "test"))
     ev.add_argument("--carry-state", action="store_true",
@@ -206,37 +208,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- eval
-def _summary(pred: list[int], truth: list[int], labels: list[str]) -> dict[str, Any]:
-    C = len(labels)
-    conf = np.zeros((C, C), dtype=np.int64)
-    for p, t in zip(pred, truth):
-        conf[t, p] += 1
-    return {
-        "accuracy": float(np.trace(conf) / conf.sum()) if conf.sum() else 0.0,
-        "clips": int(conf.sum()),
-        "per_class": {labels[c]: (float(conf[c, c] / conf[c].sum()) if conf[c].sum() else None) for c in range(C)},
-        "confusion": conf.tolist(),
-        "labels": labels,
-    }
+def reset_posteriors(det: StreamingDetector, pcm: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """Frame posteriors of each clip streamed alone from a reset state (float probabilities)."""
+    det.keep_posteriors = True
+    out = []
+    for clip in pcm:
+        det.reset()
+        det.process(clip)
+        out.append(det.posterior_array())
+    return out
 
 
 def evaluate(det: StreamingDetector, pcm: list[np.ndarray], truth: list[int], carry_state: bool,
-             noise: list[np.ndarray] | None = None, progress: bool = False) -> dict[str, Any]:
-    """Stream each clip through the detector and decide per clip with `clip_decision`."""
+             noise: list[np.ndarray] | None = None, progress: bool = False,
+             posteriors: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """Stream each clip through the detector and decide per clip with `clip_decision`. Without
+    `carry_state`, `posteriors` (the clips' `reset_posteriors`, when already computed) saves streaming them."""
     det.keep_posteriors = True
     post = det.postprocess
     labels = det.labels
+    if not carry_state:
+        posteriors = reset_posteriors(det, pcm) if posteriors is None else posteriors
+        return summarize([clip_decision(p, labels, post) for p in posteriors], truth, labels)
     pred = []
     rng = np.random.default_rng(0)
     tail_frames = 30
-    if carry_state:
-        det.reset()
-    for i, clip in enumerate(pcm):
-        if not carry_state:
-            det.reset()
-            det.process(clip)
-            pred.append(clip_decision(det.posterior_array(), labels, post))
-            continue
+    det.reset()
+    for clip in pcm:
         # background gap (0.5 s) then the clip; decide on the clip's frames and 0.3 s after it
         gap = np.zeros(det.sample_rate // 2, dtype=np.int16)
         if noise:
@@ -250,13 +248,14 @@ def evaluate(det: StreamingDetector, pcm: list[np.ndarray], truth: list[int], ca
         if len(det.posteriors) > 10000:  # keep memory flat on long runs
             keep = det.frames - start_frame
             det.posteriors = det.posteriors[-keep:] if keep else []
-    return _summary(pred, truth, labels)
+    return summarize(pred, truth, labels)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     det = _detector(args, args.model)
-    if not args.data.is_dir():
-        raise UserError(f"{args.data}: no such data folder")
+    for d in args.data:
+        if not d.is_dir():
+            raise UserError(f"{d}: no such data folder")
     recipe = auto_recipe(args.data) if args.recipe == "auto" else Recipe(args.recipe) if args.recipe in {r.value for r in Recipe} else None
     if recipe is None:
         raise UserError(f"unknown recipe {args.recipe!r}")
@@ -264,23 +263,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(recipe, args.data, keywords)
     split = "test" if recipe is Recipe.SC_TEST_SET else args.split
     cache = AudioCache(det.sample_rate)
-    pcm, truth, _ = evaluation_clips(dataset, split, cache, labels=det.labels)
+    pcm, truth, names = evaluation_clips(dataset, split, cache, labels=det.labels)
+    standard = standard_clips(dataset, split, cache, labels=det.labels)
     if args.limit:
-        pcm, truth = pcm[: args.limit], truth[: args.limit]
+        pcm, truth, names = pcm[: args.limit], truth[: args.limit], names[: args.limit]
+        standard = (standard[0][: args.limit], standard[1][: args.limit], standard[2][: args.limit])
     if not pcm:
-        raise UserError(f"{args.data}: no clips in split {split!r}")
+        raise UserError(f"{' '.join(map(str, args.data))}: no clips in split {split!r}")
     noise = noise_segments([cache.get(p) for p in dataset.noise_files] or synthetic_noise(det.sample_rate, 60.0, 0), split)
-    result = evaluate(det, pcm, truth, args.carry_state, noise)
+    posteriors = None if args.carry_state else reset_posteriors(det, pcm)
+    result = evaluate(det, pcm, truth, args.carry_state, noise, posteriors=posteriors)
+    result["standard"] = evaluate_standard(det, standard, dict(zip(names, posteriors or [])))
     result.update({"variant": args.variant, "runtime": det.model.runtime.value, "split": split,
                    "recipe": recipe.value, "mode": "carry-state" if args.carry_state else "reset-per-clip"})
     if args.json:
         print(json.dumps(result))
     else:
+        std = result["standard"]
         print(f"{result['clips']} clips, {result['mode']}, {args.variant} on {result['runtime']}: "
-              f"accuracy {result['accuracy']:.4f}")
+              f"accuracy {result['accuracy']:.4f} (the device's clip decision)")
+        print(f"standard figure ({std['protocol']}; {std['clips']} clips, each from a reset state): "
+              f"accuracy {std['accuracy']:.4f}")
+        print(f"  {'label':<12} {'device':>8} {'standard':>9}")
+        fmt = lambda acc: "n/a" if acc is None else f"{acc:.3f}"  # noqa: E731
         for label, acc in result["per_class"].items():
-            print(f"  {label:<12} {'n/a' if acc is None else f'{acc:.3f}'}")
+            print(f"  {label:<12} {fmt(acc):>8} {fmt(std['per_class'][label]):>9}")
     return 0
+
+
+def evaluate_standard(det: StreamingDetector, clips: tuple[list[np.ndarray], list[int], list[str]],
+                      known: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The standard accuracy figure (`edge.postprocess.standard_summary`) of a `standard_clips` set, each clip
+    streamed alone from a reset state; clips in `known` (name -> `reset_posteriors`) are not streamed again."""
+    pcm, truth, names = clips
+    posteriors = reuse_by_name(names, pcm, known, lambda todo: reset_posteriors(det, todo))
+    return standard_summary(posteriors, truth, det.labels, det.postprocess.window)
 
 
 # ----------------------------------------------------------------------------- bench

@@ -2,6 +2,10 @@
 Dataset, a folder of WAVs per label, and the offline synthetic recipe. All become a `Dataset`: a list of
 `Clip`s with labels, speakers and splits, plus background-noise recordings.
 
+Two clip sets per split are scored: `evaluation_clips` (every clip, plus 10 % `_silence_` cuts: the device
+figure) and `standard_clips` (command words as they are, `_unknown_` and `_silence_` sampled to the mean
+command class size, as the official Speech Commands test set: the standard figure).
+
 The data directory is always a parameter (flag, or `KWS_DATA_DIR`), never hard-coded.
 """
 
@@ -14,6 +18,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -26,6 +31,7 @@ SC_COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", 
 FSDD_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPLITS = ("train", "validation", "test")
 _MAX_PER_CLASS = 2**27 - 1  # as in the Speech Commands reference `which_set`
+T = TypeVar("T")
 
 
 class Recipe(str, enum.Enum):
@@ -68,14 +74,49 @@ class Dataset:
         return out
 
 
+#: Audio files the dataset loaders pick up (everything `edge.audio.load_wav` decodes through libsndfile).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def audio_files(folder: Path, pattern: str = "*") -> list[Path]:
+    """WAV, FLAC and Ogg files in `folder` matching `pattern`, sorted."""
+    return sorted(p for p in folder.glob(pattern) if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+
+
+def data_dirs_from_env(values: Sequence[str | Path] | str | Path | None) -> list[Path]:
+    """Data folders from `--data` (one or several), else `KWS_DATA_DIR` (several separated by `os.pathsep`)."""
+    if isinstance(values, (str, Path)):
+        values = [values]
+    paths = [str(v) for v in values or () if str(v)]
+    if not paths:
+        env = os.environ.get("KWS_DATA_DIR", "")
+        paths = [v for v in env.split(os.pathsep) if v]
+    if not paths:
+        raise UserError("no data directory: pass --data DIR [DIR ...] or set KWS_DATA_DIR")
+    out = []
+    for path in paths:
+        p = Path(path)
+        if not p.is_dir():
+            raise UserError(f"data directory {p} does not exist")
+        if p in out:
+            raise UserError(f"data directory {p} is given twice")
+        out.append(p)
+    return out
+
+
+def recorded_data_dirs(value: str | Sequence[str] | None) -> list[Path]:
+    """The data folders a run config or manifest records: a list (today) or one string (older runs)."""
+    if not value:
+        return []
+    return [Path(value)] if isinstance(value, (str, Path)) else [Path(v) for v in value]
+
+
 def data_dir_from_env(value: str | None) -> Path:
-    path = value or os.environ.get("KWS_DATA_DIR")
-    if not path:
-        raise UserError("no data directory: pass --data DIR or set KWS_DATA_DIR")
-    p = Path(path)
-    if not p.is_dir():
-        raise UserError(f"data directory {p} does not exist")
-    return p
+    """One data folder (commands that take exactly one)."""
+    dirs = data_dirs_from_env(value)
+    if len(dirs) != 1:
+        raise UserError("this command takes one data directory")
+    return dirs[0]
 
 
 def speaker_of(path: Path) -> str:
@@ -109,7 +150,7 @@ def _word_folders(root: Path) -> list[Path]:
 
 def _noise_files(root: Path) -> list[Path]:
     d = root / "_background_noise_"
-    return sorted(d.glob("*.wav")) if d.is_dir() else []
+    return audio_files(d) if d.is_dir() else []
 
 
 def _sc_layout(root: Path, label_of, labels: list[str]) -> Dataset:
@@ -120,7 +161,7 @@ def _sc_layout(root: Path, label_of, labels: list[str]) -> Dataset:
         label = label_of(folder.name)
         if label is None:
             continue
-        for wav in sorted(folder.glob("*.wav")):
+        for wav in audio_files(folder):
             rel = f"{folder.name}/{wav.name}"
             if val or test:
                 split = "validation" if rel in val else "test" if rel in test else "train"
@@ -128,7 +169,7 @@ def _sc_layout(root: Path, label_of, labels: list[str]) -> Dataset:
                 split = split_by_speaker_hash(speaker_of(wav))
             clips.append(Clip(wav, label, speaker_of(wav), split))
     if not clips:
-        raise UserError(f"{root}: no WAV files in word folders")
+        raise UserError(f"{root}: no audio files (WAV/FLAC/Ogg) in word folders")
     return Dataset(labels, clips, _noise_files(root))
 
 
@@ -158,14 +199,14 @@ def load_sc_test_set(root: Path) -> Dataset:
     clips = [
         Clip(wav, label, speaker_of(wav), "test")
         for label in labels
-        for wav in sorted((root / label).glob("*.wav"))
+        for wav in audio_files(root / label)
     ]
     return Dataset(labels, clips, [])
 
 
 def load_fsdd(root: Path) -> Dataset:
     rec = root / "recordings" if (root / "recordings").is_dir() else root
-    files = sorted(rec.glob("*_*_*.wav"))
+    files = audio_files(rec, "*_*_*")
     if not files:
         raise UserError(f"{root}: no FSDD recordings (<digit>_<speaker>_<n>.wav)")
     speakers = sorted({f.stem.split("_")[1] for f in files})
@@ -200,7 +241,28 @@ def load_folder(root: Path, keywords: tuple[str, ...] | None = None) -> Dataset:
     return _sc_layout(root, lambda w: w, [SILENCE, *folders])
 
 
-def load_dataset(recipe: Recipe, root: Path, keywords: tuple[str, ...] | None = None) -> Dataset:
+def merge_datasets(parts: Sequence[Dataset], roots: Sequence[Path]) -> Dataset:
+    """Several folders of one recipe as one dataset: clips merged by label, each clip keeping the split its
+    own folder gave it (its split lists or the speaker-hash rule), background noise from all folders."""
+    rates = {d.sample_rate for d in parts}
+    if len(rates) > 1:
+        raise UserError(f"data folders {', '.join(map(str, roots))} have different sample rates {sorted(rates)}")
+    labels = list(parts[0].labels)
+    for d in parts[1:]:
+        labels += [l for l in d.labels if l not in labels]
+    clips = [c for d in parts for c in d.clips]
+    noise = [n for d in parts for n in d.noise_files]
+    return Dataset(labels, clips, noise, rates.pop())
+
+
+def load_dataset(recipe: Recipe, root: Path | Sequence[Path], keywords: tuple[str, ...] | None = None) -> Dataset:
+    """The dataset of one folder, or of several folders of the same recipe merged (`merge_datasets`)."""
+    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+    if not roots:
+        raise UserError("no data directory given")
+    if len(roots) > 1:
+        return merge_datasets([load_dataset(recipe, r, keywords) for r in roots], roots)
+    root = roots[0]
     recipe = Recipe(recipe)
     if recipe is Recipe.SPEECH_COMMANDS:
         return load_speech_commands(root, keywords or SC_COMMANDS)
@@ -213,8 +275,15 @@ def load_dataset(recipe: Recipe, root: Path, keywords: tuple[str, ...] | None = 
     return load_folder(root, keywords)
 
 
-def auto_recipe(root: Path) -> Recipe:
-    """Guess the recipe of a folder for evaluation commands."""
+def auto_recipe(root: Path | Sequence[Path]) -> Recipe:
+    """Guess the recipe of a folder (of the first, for several) for evaluation commands."""
+    if not isinstance(root, (str, Path)):
+        roots = [Path(r) for r in root]
+        for r in roots:
+            if not r.is_dir():
+                raise UserError(f"{r}: no such data folder")
+        root = roots[0]
+    root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: no such data folder")
     names = {p.name for p in root.iterdir() if p.is_dir()}
@@ -290,10 +359,12 @@ EVAL_SILENCE_SEED = {"train": 11, "validation": 12, "test": 13}
 
 
 def evaluation_clips(dataset: Dataset, split: str, cache: AudioCache, silence_share: float = 0.1,
-                     labels: list[str] | None = None) -> tuple[list[np.ndarray], list[int], list[str]]:
+                     labels: list[str] | None = None,
+                     silence_count: int | None = None) -> tuple[list[np.ndarray], list[int], list[str]]:
     """(pcm per clip, label index per clip, clip names) for one split, plus `_silence_` cuts of that split's
-    background noise (`silence_share` of the clip count) when the label set has `_silence_` and the data has
-    no `_silence_` clips of its own."""
+    background noise (`silence_share` of the clip count, or exactly `silence_count` cuts) when the label set
+    has `_silence_` and the data has no `_silence_` clips of its own. Cut i of a split is the same audio
+    whatever the count (one seed per split), so a clip name identifies its audio across calls."""
     labels = labels or dataset.labels
     index = {l: i for i, l in enumerate(labels)}
     clips = dataset.split(split)
@@ -305,8 +376,51 @@ def evaluation_clips(dataset: Dataset, split: str, cache: AudioCache, silence_sh
     names = [str(c.path) for c in clips]
     if SILENCE in index and not any(c.label == SILENCE for c in clips) and clips:
         noise = [cache.get(p) for p in dataset.noise_files] or synthetic_noise(cache.rate, 60.0, 0)
-        n = max(1, int(len(clips) * silence_share))
+        n = max(1, int(len(clips) * silence_share)) if silence_count is None else silence_count
         pcm += silence_clips(noise, split, n, cache.rate, EVAL_SILENCE_SEED[split])
         truth += [index[SILENCE]] * n
         names += [f"{SILENCE}/{split}-{i}" for i in range(n)]
     return pcm, truth, names
+
+
+#: Seed of the `_unknown_` sample in `standard_clips`.
+STANDARD_SEED = 59185
+
+
+def standard_class_size(clips: Sequence[Clip]) -> int:
+    """Clips in an average command-word class (labels other than `_silence_` and `_unknown_` that have
+    clips), rounded: the size of `_unknown_` and `_silence_` in `standard_clips`."""
+    counts = Counter(c.label for c in clips if c.label not in (SILENCE, UNKNOWN))
+    return round(sum(counts.values()) / len(counts)) if counts else 0
+
+
+def standard_clips(dataset: Dataset, split: str, cache: AudioCache, labels: list[str] | None = None,
+                   seed: int = STANDARD_SEED) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """The clip set of the standard accuracy figure (`edge.postprocess.clip_argmax`), built as the official
+    Speech Commands test set is, so that figure compares with published ones (kws_streaming, MLPerf Tiny):
+    every command-word clip of the split as it is, and `_unknown_` and `_silence_` each sampled to the size
+    of an average command-word class of the split (`standard_class_size`). `_unknown_`: that many clips
+    drawn without replacement (all of them if fewer) with `seed` from the split's clips in path order.
+    `_silence_`: that many cuts of the split's background noise, as `evaluation_clips` cuts them (same seed,
+    so cut i is the same audio in both sets). Data with `_silence_` clips of its own (the canonical test-set
+    layout) already is such a set and is taken as it is. Returns `evaluation_clips`'s (pcm, truth, names)."""
+    clips = dataset.split(split)
+    if any(c.label == SILENCE for c in clips):
+        return evaluation_clips(dataset, split, cache, labels=labels)
+    size = standard_class_size(clips)
+    unknown = sorted((c for c in clips if c.label == UNKNOWN), key=lambda c: str(c.path))
+    picks = np.random.default_rng(seed).choice(len(unknown), min(size, len(unknown)), replace=False) if unknown else []
+    keep = {unknown[int(i)].path for i in picks}
+    chosen = [c for c in clips if c.label != UNKNOWN or c.path in keep]
+    sub = Dataset(dataset.labels, chosen, dataset.noise_files, dataset.sample_rate)
+    return evaluation_clips(sub, split, cache, labels=labels, silence_count=size)
+
+
+def reuse_by_name(names: Sequence[str], pcm: Sequence[np.ndarray], known: Mapping[str, T],
+                  compute: Callable[[list[np.ndarray]], list[T]]) -> list[T]:
+    """Per-clip results (features, posteriors) for a clip set: those in `known` (keyed by clip name, e.g. the
+    `evaluation_clips` set's) are reused, the others computed in one `compute` call. A name identifies a
+    clip's audio, and `standard_clips` mostly overlaps `evaluation_clips`, so little is computed twice."""
+    todo = [i for i, n in enumerate(names) if n not in known]
+    fresh = dict(zip(todo, compute([pcm[i] for i in todo]))) if todo else {}
+    return [fresh[i] if i in fresh else known[n] for i, n in enumerate(names)]

@@ -5,7 +5,8 @@ Schema (version 1, every key documented in README "Artifacts"):
   postprocess (PostprocessConfig fields), model {config, params, macs_per_frame},
   state {design, tensors: [{name, output, shape}]},
   variants {<variant>: {file, sha256, bytes, inputs, outputs, ops, feature_quantizer, tflm_arena_bytes}},
-  baseline {window_frames, variants {...same form...}}, onnx {file, sha256}, training, fidelity, versions.
+  baseline {window_frames, variants {...same form...}}, onnx {file, sha256}, training, fidelity, versions,
+  operating_point (export/calibrate.py: how postprocess.thresholds were chosen; optional).
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def load_manifest(root: Path, expected_frontend: FrontendConfig | None = None) -
         raise ManifestError(f"{path}: labels must be a list of at least two distinct names")
     try:
         post = PostprocessConfig.from_dict(data["postprocess"])
+        post.check_labels(labels)
     except (KeyError, ValueError, TypeError) as exc:
         raise ManifestError(f"{path}: invalid postprocess section ({exc})") from exc
     pairs = [(t["name"], t["output"]) for t in data["state"].get("tensors", [])]

@@ -1,4 +1,5 @@
-"""Posterior smoothing, per-label thresholds, refractory period and clip decisions.
+"""Posterior smoothing, per-label thresholds, refractory period and clip decisions: the device's
+(`clip_decision`) and the standard protocol's (`clip_argmax`), scored with `summarize`.
 
 Shared by training evaluation, the Raspberry Pi runner and (as a specification) the firmware. For
 quantized models the arithmetic runs on the integer posteriors (q - zero_point) so that Python and C
@@ -11,11 +12,16 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 BACKGROUND_LABELS = ("_silence_", "_unknown_")
+
+
+def keyword_labels(labels: Sequence[str]) -> list[str]:
+    """The labels that may raise an event (all but the background classes), in label order."""
+    return [l for l in labels if l not in BACKGROUND_LABELS]
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,14 @@ class PostprocessConfig:
     def threshold_of(self, label: str) -> float:
         return float(self.thresholds.get(label, self.threshold))
 
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Refuse per-label thresholds that name a label the model does not have (a typo would otherwise
+        silently leave that keyword at the default threshold)."""
+        unknown = sorted(set(self.thresholds) - set(labels))
+        if unknown:
+            raise ValueError(f"per-label thresholds name labels the model does not have: {', '.join(unknown)} "
+                             f"(labels: {', '.join(labels)})")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "window": self.window,
@@ -62,6 +76,13 @@ class PostprocessConfig:
 def integer_threshold(threshold: float, window: int, scale: float) -> int:
     """Smallest integer window sum that reaches `threshold` (with a guard against float noise)."""
     return int(math.ceil(threshold * window / scale - 1e-9))
+
+
+def grid_threshold(limit: int, window: int, scale: float) -> float:
+    """The threshold whose integer window-sum limit is exactly `limit` (`integer_threshold`'s inverse on its
+    grid: integer_threshold(grid_threshold(L, w, s), w, s) == L), so a threshold chosen on integer limits
+    means the same window sum in Python and in the firmware."""
+    return limit * scale / window
 
 
 @dataclass(frozen=True)
@@ -95,6 +116,7 @@ class Detector:
         window_s: float = 0.03,
         zero_point: int = 0,
     ) -> None:
+        config.check_labels(labels)
         self.labels = list(labels)
         self.config = config
         self.scale = scale
@@ -158,18 +180,71 @@ def smooth(posteriors: np.ndarray, window: int) -> np.ndarray:
 def clip_decision(posteriors: np.ndarray, labels: list[str], config: PostprocessConfig) -> int:
     """Label index for one clip streamed alone, as a device would decide.
 
-    The peak of each label's smoothed posterior over the clip decides: the highest keyword or
-    `_unknown_` peak that reaches its threshold wins; if none does, the clip is `_silence_` (or, for label
-    sets without `_silence_`, the highest peak overall).
+    The peak of each label's smoothed posterior over the clip decides: among the labels other than
+    `_silence_` whose peak reaches that label's own threshold (`config.threshold_of`, so per-label
+    overrides count exactly as in `Detector`; `_unknown_` included), the highest peak wins; if none
+    reaches its threshold, the clip is `_silence_`. Label sets without `_silence_`: the highest peak overall.
     """
+    config.check_labels(labels)
     s = smooth(posteriors, config.window)
+    silence = labels.index("_silence_") if "_silence_" in labels else None
     if len(s) == 0:
-        return labels.index("_silence_") if "_silence_" in labels else 0
+        return 0 if silence is None else silence
     peaks = s.max(axis=0)
-    candidates = [i for i, l in enumerate(labels) if l != "_silence_"]
-    best = max(candidates, key=lambda i: peaks[i])
-    if "_silence_" not in labels:
-        return best
-    if peaks[best] >= config.threshold_of(labels[best]):
-        return best
-    return labels.index("_silence_")
+    if silence is None:
+        return int(np.argmax(peaks))
+    reached = [i for i, l in enumerate(labels) if i != silence and peaks[i] >= config.threshold_of(l)]
+    return max(reached, key=lambda i: peaks[i]) if reached else silence
+
+
+#: What the standard accuracy figure (`clip_argmax` over `edge.datasets.standard_clips`) measures
+#: ("12-class" for the Speech Commands task).
+STANDARD_PROTOCOL = "{classes}-class argmax, _unknown_/_silence_ sampled to the mean command class size"
+
+
+def clip_argmax(posteriors: np.ndarray, labels: list[str], window: int) -> int:
+    """Label index for one clip by the standard protocol (as kws_streaming and MLPerf Tiny score the
+    12-class Speech Commands task): argmax, `_silence_` a class like the others, no thresholds.
+
+    For frame-posterior models: the posteriors are smoothed with the detector's moving average
+    (`window` frames) and the frame-wise argmax is taken. A label "wins" a clip if it is the argmax on at
+    least one frame; the prediction is the label other than `_silence_` with the highest smoothed peak
+    among the winners, else `_silence_` (a clip whose every frame is argmax `_silence_`). So a keyword
+    that never beats `_silence_` (or every other label) on any frame does not count, however high its
+    peak. Label sets without `_silence_`: the winner with the highest peak. Empty clips are `_silence_`
+    (or label 0).
+    """
+    s = smooth(posteriors, window)
+    silence = labels.index("_silence_") if "_silence_" in labels else None
+    if len(s) == 0:
+        return 0 if silence is None else silence
+    peaks = s.max(axis=0)
+    winners = [int(i) for i in np.unique(s.argmax(axis=1)) if i != silence]
+    if not winners:
+        return 0 if silence is None else silence
+    return max(winners, key=lambda i: peaks[i])
+
+
+def summarize(pred: Sequence[int], truth: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and confusion matrix (rows = truth) of clip predictions: the form of
+    `python -m edge eval --json`, the report and the training metrics."""
+    C = len(labels)
+    conf = np.zeros((C, C), dtype=np.int64)
+    for p, t in zip(pred, truth):
+        conf[t, p] += 1
+    total = int(conf.sum())
+    return {
+        "accuracy": float(np.trace(conf) / total) if total else 0.0,
+        "clips": total,
+        "per_class": {labels[c]: (float(conf[c, c] / conf[c].sum()) if conf[c].sum() else None) for c in range(C)},
+        "confusion": conf.tolist(),
+        "labels": list(labels),
+    }
+
+
+def standard_summary(posteriors: Sequence[np.ndarray], truth: Sequence[int], labels: list[str],
+                     window: int) -> dict[str, Any]:
+    """`summarize` of the `clip_argmax` predictions, tagged with the protocol. Meant for the clips of
+    `edge.datasets.standard_clips`, each streamed alone from a reset state."""
+    pred = [clip_argmax(p, labels, window) for p in posteriors]
+    return {**summarize(pred, truth, labels), "protocol": STANDARD_PROTOCOL.format(classes=len(labels))}

@@ -410,7 +410,9 @@ def _read_tensor(model: Any, index: int, tensor: Any, tflite: bytes) -> TensorIn
 
 def load_graph(tflite: bytes) -> Graph:
     """Parse a .tflite flatbuffer (with TensorFlow's generated schema) into plain Python objects."""
-    from tensorflow.lite.python import schema_py_generated as schema  # heavy import, only when used
+    from export.tf_quiet import import_tensorflow
+
+    schema = import_tensorflow("tensorflow.lite.python.schema_py_generated")  # heavy import, only when used
 
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(tflite), 0))
@@ -1810,7 +1812,6 @@ def _cmd_costs(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up logs off stderr
     try:
         if argv and argv[0] == "costs":
             return _cmd_costs(_costs_parser().parse_args(argv[1:]))

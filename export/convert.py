@@ -13,8 +13,11 @@ import enum
 from typing import Any, Callable, Iterable
 
 import numpy as np
-import tensorflow as tf
-from tensorflow.lite.tools import flatbuffer_utils as fbu
+
+from export.tf_quiet import import_tensorflow
+
+tf = import_tensorflow()
+fbu = import_tensorflow("tensorflow.lite.tools.flatbuffer_utils")
 
 
 class Variant(str, enum.Enum):

@@ -137,3 +137,13 @@ def score_events(
             used[match] = True
             hits += 1
     return Scored(hits, len(planted) - hits, fa, len(planted), seconds / 3600)
+
+
+def score_by_label(
+    detections: list[tuple[str, float]], planted: list[Planted], labels: list[str], seconds: float
+) -> dict[str, Scored]:
+    """`score_events` per label: each label's detections against its own planted keywords, so its false alarms
+    are those attributed to it (its detections matching no planted instance of it). A detection only ever
+    matches a keyword of its own label, so the counts add up to `score_events` over everything."""
+    return {l: score_events([d for d in detections if d[0] == l], [p for p in planted if p.label == l], seconds)
+            for l in labels}

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -18,12 +18,13 @@ from tqdm import tqdm
 
 from edge.errors import UserError
 from edge.frontend import FEATURE_SCALE, StreamingFrontend, features_to_float
-from edge.manifest import MANIFEST, SCHEMA_VERSION, sha256_file
+from edge.manifest import MANIFEST, SCHEMA_VERSION, load_manifest, sha256_file
 from edge.quant import FEATURE_QUANTIZATION_RULE
+from export.calibrate import DEFAULT_MINUTES, DEFAULT_TARGET_FA_PER_HOUR, CalibrationOptions, calibrate
 from export.convert import Variant, convert, describe_io, match_state_quantization, operator_names
 from export.longstream import build_long_stream
 from export.tf_graph import FoldedWeights, fold_weights, step_function, window_function
-from train.data import Dataset, Recipe, load_dataset
+from train.data import Dataset, Recipe, load_dataset, recorded_data_dirs
 from train.models import RecurrentKWS
 from train.trainer import Run, load_run
 
@@ -41,14 +42,19 @@ class ExportOptions:
     seed: int = 1234
     baseline: bool = True
     onnx: bool = True
+    #: the operating point (`export.calibrate`): per-keyword thresholds for this many false alarms per hour
+    target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR
+    #: ... set on this many minutes of validation-split stream
+    threshold_minutes: float = DEFAULT_MINUTES
 
 
-def run_dataset(run: Run, data_override: str | None = None) -> Dataset:
+def run_dataset(run: Run, data_override: Sequence[str] | str | None = None) -> Dataset:
     tc = run.meta["train_config"]
-    data = data_override or tc["data"]
-    if not data or not Path(data).is_dir():
-        raise UserError(f"the run's data folder {data!r} is not available; pass --data DIR")
-    return load_dataset(Recipe(tc["recipe"]), Path(data), tuple(tc.get("keywords") or ()) or None)
+    dirs = recorded_data_dirs(data_override or tc["data"])
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if not dirs or missing:
+        raise UserError(f"the run's data folder {' '.join(missing) or '(none)'} is not available; pass --data DIR")
+    return load_dataset(Recipe(tc["recipe"]), dirs, tuple(tc.get("keywords") or ()) or None)
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -251,6 +257,13 @@ def build_artifacts(run_dir: Path, out_dir: Path, opts: ExportOptions, force: bo
         if agreement < opts.min_agreement:
             raise UserError(f"int8 model agrees with the float model on {agreement:.1%} of frames, below the "
                             f"required {opts.min_agreement:.0%}; artifacts not written")
+        say(f"setting keyword thresholds for <= {opts.target_fa_per_hour:g} FA/h on {opts.threshold_minutes:g} min "
+            f"of validation-split audio (int8) ...", flush=True)
+        op = calibrate(load_manifest(tmp), dataset, CalibrationOptions(opts.target_fa_per_hour, opts.threshold_minutes),
+                       progress)
+        manifest["postprocess"] = op.postprocess.to_dict()
+        manifest["operating_point"] = op.section
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out_dir.exists():
             say(f"replacing existing {out_dir} (--force)", flush=True)
             shutil.rmtree(out_dir)

@@ -5,8 +5,11 @@ float32 / int8 / int16x8 (the Pi's interpreter) and TFLite Micro int8 (the firmw
 interpreter) — on the held-out test split:
 
 * clip accuracy: every test clip streamed alone from a reset state and decided with `clip_decision`. The
-  TFLite variants go through `edge.cli.evaluate` (one clip per call, so the per-clip decision is known),
-  which makes the figures those of `python -m edge eval --model ART --data DIR --variant V --json`.
+  TFLite variants are streamed with `edge.cli.reset_posteriors`, which makes the figures those of
+  `python -m edge eval --model ART --data DIR --variant V --json`.
+* standard accuracy: the 12-class argmax protocol of published results (`edge.postprocess.clip_argmax`, no
+  thresholds) on `edge.datasets.standard_clips` (command words as they are, `_unknown_` and `_silence_`
+  sampled to the mean command class size), as `edge eval`'s "standard" figure.
 * false rejections vs false alarms per hour on a deterministic long stream (`build_long_stream` over the
   test split, state never reset): frame posteriors are computed once per variant, then only the
   post-processing is re-run per threshold (`fast_detect`: the arithmetic of `edge.postprocess.Detector`,
@@ -17,7 +20,10 @@ interpreter) — on the held-out test split:
 Several artifacts folders give one section each plus a comparison table and plot.
 
 Outputs in DIR: report.md, report.html (self-contained: plots embedded as data URIs), report.json and
-PNG plots, written into a temporary folder and renamed into place.
+PNG plots, written into a temporary folder and renamed into place, plus the marker `.kws-report` (JSON: the
+names of the files written). An existing DIR is replaced only when it is empty, or with --force when it holds
+nothing but an earlier report (its marker and the plain files the marker lists); anything else is refused
+before the evaluation starts.
 
 report.json, schema_version 1 (fractions are in [0, 1]; "pp" in text means percentage points):
 
@@ -27,7 +33,7 @@ report.json, schema_version 1 (fractions are in [0, 1]; "pp" in text means perce
 | created_utc | str | ISO time of the report |
 | settings | object | minutes, seed, thresholds [float], fa_targets [float], limit (0 = all clips), split, tflm_minutes (null = whole stream), bench_seconds, frr_at_fa_method (str) |
 | models | list | one entry per artifacts folder, in command-line order (below) |
-| comparison | list | one row per model: name, cell, hidden, layers, params, macs_per_frame, float_accuracy, int8_accuracy, int8_accuracy_cost_pp, float_frr_at_1, int8_frr_at_1, int8_bytes, float32_bytes, tflm_arena_bytes, int8_model_us_p50 |
+| comparison | list | one row per model: name, cell, hidden, layers, params, macs_per_frame, float_accuracy, int8_accuracy, int8_accuracy_cost_pp, float_standard_accuracy, int8_standard_accuracy, float_frr_at_1, int8_frr_at_1, int8_bytes, float32_bytes, tflm_arena_bytes, int8_model_us_p50 |
 | comparison_plot | str or null | PNG file name of the comparison plot (null for a single model) |
 
 models[i]:
@@ -39,9 +45,10 @@ models[i]:
 | data, recipe, split | str | evaluation data folder, its recipe, split |
 | labels | [str] | class labels |
 | postprocess | object | the manifest's post-processing: window, threshold, thresholds (per-label), refractory |
+| calibration | object or null | manifest["operating_point"]: how the export chose the per-keyword thresholds (target FA/h, validation stream, recall and FA/h measured there; export/calibrate.py) |
 | model | object | cell, hidden, layers, params, macs_per_frame |
 | reference | str | the float variant agreement is measured against: "pytorch_float", else "tflite_float32" |
-| summary | str | "int8 costs X pp accuracy and Y pp FRR@1FA/h, saves Z KB, runs W µs/frame" |
+| summary | str | "int8 costs X pp accuracy and Y pp FRR@1FA/h, saves Z KB, runs W µs/frame (...); standard accuracy A% int8, B% reference" |
 | stream | object | seconds, frames, keywords, seed, fa_per_hour_resolution (FA/h of one false alarm) |
 | variants | object | key -> variant entry (below); keys: pytorch_float, tflite_float32, tflite_int8, tflite_int16x8, tflm_int8 |
 | firmware | object or null | manifest["firmware"] as written by the firmware build (flash_bytes, ram_bytes, ...) |
@@ -53,9 +60,10 @@ variants[key]:
 |---|---|---|
 | title, runtime | str | display name; interpreter ("pytorch", "litert", "tflm", ...) |
 | clips | object | accuracy, clips, per_class {label: float or null}, confusion [[int]] (rows = truth), labels |
+| standard | object | the standard figure, comparable with published ones: same fields as clips plus protocol (str); `clip_argmax` over `edge.datasets.standard_clips` (as `edge eval --json`'s "standard") |
 | agreement | object | clip, frame_clips, frame_stream: share equal to the reference's decision / frame argmax (1.0 for the reference itself) |
 | stream | object | seconds, frames, keywords (planted), shortened (bool: ran on a prefix of the stream) |
-| operating_point | object | the manifest's own post-processing: threshold (default; per-label overrides apply), hits, misses, false_alarms, keywords, recall, frr, fa_per_hour |
+| operating_point | object | the manifest's own post-processing: threshold (default; per-label overrides apply), hits, misses, false_alarms, keywords, recall, frr, fa_per_hour; keywords {label: same fields, that label's threshold, its own planted words and false alarms} |
 | det | [object] | one point per swept threshold: same fields as operating_point |
 | frr_at_fa | object | "0.5", "1.0" -> {target, threshold, frr, fa_per_hour, false_alarms} or null when no threshold reaches it |
 | size | object | file_bytes, tflm_arena_bytes (null where not applicable) |
@@ -70,6 +78,7 @@ import base64
 import datetime as _dt
 import html
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -81,15 +90,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from edge.cli import bench, evaluate
-from edge.datasets import AudioCache, Dataset, Recipe, auto_recipe, evaluation_clips, load_dataset
+from edge.cli import bench, evaluate_standard, reset_posteriors
+from edge.datasets import (AudioCache, Dataset, Recipe, auto_recipe, evaluation_clips, load_dataset, recorded_data_dirs,
+                           reuse_by_name, standard_clips)
 from edge.detector import StreamingDetector
 from edge.errors import UserError
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
 from edge.interpreters import Runtime
 from edge.manifest import Manifest, load_manifest
-from edge.postprocess import Detector, Event, PostprocessConfig, clip_decision
-from export.longstream import Planted, Scored, build_long_stream, score_events
+from edge.postprocess import (Detector, Event, PostprocessConfig, clip_decision, keyword_labels, standard_summary,
+                              summarize)
+from export.longstream import Planted, Scored, build_long_stream, score_by_label, score_events
 
 SCHEMA_VERSION = 1
 REPORT_FILES = ("report.md", "report.html", "report.json")
@@ -125,7 +136,7 @@ VARIANTS = (
 @dataclass(frozen=True)
 class ReportOptions:
     minutes: float = 30.0
-    data: Path | None = None
+    data: Sequence[Path] | None = None
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     seed: int = STREAM_SEED
     limit: int = 0
@@ -142,40 +153,48 @@ def _say(opts: ReportOptions, message: str) -> None:
 # ----------------------------------------------------------------------------- data
 @dataclass
 class EvalData:
-    data_dir: Path
+    data_dir: list[Path]
     recipe: Recipe
     dataset: Dataset
     pcm: list[np.ndarray]
     truth: list[int]
+    names: list[str] = field(default_factory=list)  # clip names of pcm (`evaluation_clips`)
+    #: (pcm, truth, names) of `edge.datasets.standard_clips`: the clips of the standard figure
+    standard: tuple[list[np.ndarray], list[int], list[str]] = ([], [], [])
 
 
-def resolve_data_dir(manifest: Manifest, data: Path | None) -> Path:
-    """--data, else the data folder the run was trained on (from the manifest)."""
-    if data is None:
-        trained_on = manifest.data.get("training", {}).get("config", {}).get("data")
-        if not trained_on:
+def resolve_data_dir(manifest: Manifest, data: Sequence[Path] | Path | None) -> list[Path]:
+    """--data (one folder or several), else the data folders the run was trained on (from the manifest)."""
+    if not data:
+        dirs = recorded_data_dirs(manifest.data.get("training", {}).get("config", {}).get("data"))
+        if not dirs:
             raise UserError(f"{manifest.root}: the manifest names no data folder; pass --data DIR")
-        data = Path(trained_on)
-    if not Path(data).is_dir():
-        raise UserError(f"data folder {data} does not exist; pass --data DIR")
-    return Path(data)
+    else:
+        dirs = recorded_data_dirs(data)
+    for d in dirs:
+        if not d.is_dir():
+            raise UserError(f"data folder {d} does not exist; pass --data DIR")
+    return dirs
 
 
-def load_eval_dataset(labels: list[str], data_dir: Path) -> tuple[Recipe, Dataset]:
+def load_eval_dataset(labels: list[str], data_dir: Sequence[Path] | Path) -> tuple[Recipe, Dataset]:
     """The dataset exactly as `python -m edge eval --data DIR` loads it (recipe guessed from the folder)."""
     recipe = auto_recipe(data_dir)
     keywords = tuple(l for l in labels if not l.startswith("_")) if recipe in (Recipe.SPEECH_COMMANDS, Recipe.FOLDER) else None
     return recipe, load_dataset(recipe, data_dir, keywords)
 
 
-def load_eval_data(manifest: Manifest, data_dir: Path, limit: int) -> EvalData:
+def load_eval_data(manifest: Manifest, data_dir: list[Path], limit: int) -> EvalData:
     recipe, dataset = load_eval_dataset(manifest.labels, data_dir)
-    pcm, truth, _ = evaluation_clips(dataset, SPLIT, AudioCache(manifest.frontend.sample_rate), labels=manifest.labels)
+    cache = AudioCache(manifest.frontend.sample_rate)
+    pcm, truth, names = evaluation_clips(dataset, SPLIT, cache, labels=manifest.labels)
+    standard = standard_clips(dataset, SPLIT, cache, labels=manifest.labels)
     if limit:
-        pcm, truth = pcm[:limit], truth[:limit]
+        pcm, truth, names = pcm[:limit], truth[:limit], names[:limit]
+        standard = (standard[0][:limit], standard[1][:limit], standard[2][:limit])
     if not pcm:
-        raise UserError(f"{data_dir}: no clips in split {SPLIT!r}")
-    return EvalData(data_dir, recipe, dataset, pcm, truth)
+        raise UserError(f"{' '.join(map(str, data_dir))}: no clips in split {SPLIT!r}")
+    return EvalData(data_dir, recipe, dataset, pcm, truth, names, standard)
 
 
 # ----------------------------------------------------------------------------- clip accuracy
@@ -185,46 +204,36 @@ class ClipResult:
     pred: list[int]
     frame_argmax: np.ndarray  # all clips' frames, concatenated
     wall_s: float
-
-
-def summarize(pred: list[int], truth: list[int], labels: list[str]) -> dict[str, Any]:
-    """Accuracy, per-class accuracy and confusion matrix (rows = truth), in `edge eval --json`'s form."""
-    C = len(labels)
-    conf = np.zeros((C, C), dtype=np.int64)
-    for p, t in zip(pred, truth):
-        conf[t, p] += 1
-    total = int(conf.sum())
-    return {
-        "accuracy": float(np.trace(conf) / total) if total else 0.0,
-        "clips": total,
-        "per_class": {labels[c]: (float(conf[c, c] / conf[c].sum()) if conf[c].sum() else None) for c in range(C)},
-        "confusion": conf.tolist(),
-        "labels": list(labels),
-    }
+    standard: dict[str, Any] = field(default_factory=dict)  # standard figure (`standard_summary`) of data.standard
 
 
 def clips_tflite(manifest: Manifest, vdef: VariantDef, data: EvalData, progress: bool) -> ClipResult:
-    """Each clip through `edge.cli.evaluate` (reset per clip): the decisions `edge eval` makes."""
+    """Each clip streamed alone from a reset state (`edge.cli.reset_posteriors`) and decided with
+    `clip_decision`, plus `edge.cli.evaluate_standard`: the figures `edge eval` gives."""
     t0 = time.perf_counter()
     det = StreamingDetector(manifest, vdef.tflite or "", vdef.runtime or Runtime.AUTO)
-    pred, frames = [], []
-    for clip, truth in tqdm(list(zip(data.pcm, data.truth)), desc=f"clips {vdef.title}", unit="clip",
-                            disable=not progress, leave=False):
-        one = evaluate(det, [clip], [truth], carry_state=False)
-        pred.append(int(np.argmax(one["confusion"][truth])))  # the one clip's decision
-        frames.append(det.posterior_array().argmax(axis=1))
-    return ClipResult(summarize(pred, data.truth, manifest.labels), pred, _concat(frames), time.perf_counter() - t0)
+    post = reset_posteriors(det, tqdm(data.pcm, desc=f"clips {vdef.title}", unit="clip", disable=not progress, leave=False))
+    pred = [clip_decision(p, manifest.labels, det.postprocess) for p in post]
+    standard = evaluate_standard(det, data.standard, dict(zip(data.names, post)))
+    return ClipResult(summarize(pred, data.truth, manifest.labels), pred, _concat([p.argmax(axis=1) for p in post]),
+                      time.perf_counter() - t0, standard)
 
 
 def clips_pytorch(run: Any, manifest: Manifest, data: EvalData) -> ClipResult:
-    """PyTorch float posteriors of each clip from a zero state, decided like the device decides."""
+    """PyTorch float posteriors of each clip from a zero state, decided like the device decides; and the
+    standard figure of the standard clip set."""
     from train.trainer import clip_features, clip_posteriors
 
     t0 = time.perf_counter()
     post = clip_posteriors(run.model, clip_features(data.pcm, manifest.frontend))
     pred = [clip_decision(p, manifest.labels, manifest.postprocess) for p in post]
     frames = [p.argmax(axis=1) for p in post]
-    return ClipResult(summarize(pred, data.truth, manifest.labels), pred, _concat(frames), time.perf_counter() - t0)
+    spcm, struth, snames = data.standard
+    spost = reuse_by_name(snames, spcm, dict(zip(data.names, post)),
+                          lambda todo: clip_posteriors(run.model, clip_features(todo, manifest.frontend)))
+    standard = standard_summary(spost, struth, manifest.labels, manifest.postprocess.window)
+    return ClipResult(summarize(pred, data.truth, manifest.labels), pred, _concat(frames), time.perf_counter() - t0,
+                      standard)
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
@@ -264,8 +273,10 @@ def stream_features(pcm: np.ndarray, fe: FrontendConfig, progress: bool) -> np.n
     return np.concatenate(parts) if parts else np.zeros((0, fe.num_channels), dtype=np.uint16)
 
 
-def build_stream(dataset: Dataset, minutes: float, seed: int, fe: FrontendConfig, progress: bool) -> Stream:
-    long = build_long_stream(dataset, SPLIT, minutes * 60.0, seed, rate=fe.sample_rate)
+def build_stream(dataset: Dataset, minutes: float, seed: int, fe: FrontendConfig, progress: bool,
+                 split: str = SPLIT) -> Stream:
+    """The long stream of `split` (the report's test split; the export's threshold calibration: validation)."""
+    long = build_long_stream(dataset, split, minutes * 60.0, seed, rate=fe.sample_rate)
     return Stream(stream_features(long.pcm, fe, progress), long.events, long.seconds, seed)
 
 
@@ -361,8 +372,12 @@ def sweep(post: StreamPosteriors, labels: list[str], base: PostprocessConfig, th
 
 def operating_point(post: StreamPosteriors, labels: list[str], config: PostprocessConfig,
                     planted: list[Planted], seconds: float, fe: FrontendConfig) -> dict[str, Any]:
+    """The manifest's own post-processing (per-label thresholds included) on the stream: the overall point, and
+    per keyword (`score_by_label`) the same figures with the keyword's own threshold."""
     events = fast_detect(window_sums(post.units, config.window), make_detector(labels, config, post, fe))
-    return point(config.threshold, score_detections(events, planted, seconds))
+    per = score_by_label([(e.label, e.time_s) for e in events], planted, keyword_labels(labels), seconds)
+    return {**point(config.threshold, score_detections(events, planted, seconds)),
+            "keywords": {l: point(config.threshold_of(l), s) for l, s in per.items()}}
 
 
 def frr_at_fa(points: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
@@ -464,6 +479,7 @@ def evaluate_model(ctx: ModelContext, opts: ReportOptions) -> dict[str, Any]:
             "title": vdef.title,
             "runtime": post.runtime,
             "clips": clip_res[vdef.key].summary,
+            "standard": clip_res[vdef.key].standard,
             "stream": {"seconds": round(seconds, 3), "frames": int(frames), "keywords": len(planted),
                        "shortened": frames != full_frames},
             "operating_point": operating_point(post, m.labels, m.postprocess, planted, seconds, fe),
@@ -488,11 +504,12 @@ def evaluate_model(ctx: ModelContext, opts: ReportOptions) -> dict[str, Any]:
         "name": str(m.data.get("name", m.root.name)),
         "artifacts": str(ctx.artifacts),
         "run": ctx.run_dir,
-        "data": str(ctx.data.data_dir),
+        "data": [str(d) for d in ctx.data.data_dir],
         "recipe": ctx.data.recipe.value,
         "split": SPLIT,
         "labels": list(m.labels),
         "postprocess": m.postprocess.to_dict(),
+        "calibration": m.data.get("operating_point"),
         "model": {"cell": cfg.get("cell"), "hidden": cfg.get("hidden"), "layers": cfg.get("layers"),
                   "params": mcfg.get("params"), "macs_per_frame": mcfg.get("macs_per_frame")},
         "reference": reference,
@@ -514,7 +531,8 @@ def _frr1(entry: dict[str, Any] | None) -> float | None:
 
 
 def summary_line(model: dict[str, Any]) -> str:
-    """'int8 costs X pp accuracy and Y pp FRR@1FA/h, saves Z KB, runs W µs/frame' (vs the float reference)."""
+    """'int8 costs X pp accuracy and Y pp FRR@1FA/h, saves Z KB, runs W µs/frame' (vs the float reference),
+    then both variants' standard accuracy."""
     v = model["variants"]
     ref, q, f32 = v.get(model["reference"]), v.get("tflite_int8"), v.get("tflite_float32")
     if q is None or ref is None:
@@ -526,7 +544,8 @@ def summary_line(model: dict[str, Any]) -> str:
     lat = q["latency_us"]
     us = "n/a" if not lat else f"{lat['model']['p50']:.0f}"
     return (f"int8 costs {acc:.2f} pp accuracy and {frr} pp FRR@1FA/h, saves {saved} KB, runs {us} µs/frame "
-            f"(vs {ref['title']}; KB vs TFLite float32; model step p50 on {q['runtime']})")
+            f"(vs {ref['title']}; KB vs TFLite float32; model step p50 on {q['runtime']}); standard accuracy "
+            f"{100 * q['standard']['accuracy']:.2f}% int8, {100 * ref['standard']['accuracy']:.2f}% {ref['title']}")
 
 
 # ----------------------------------------------------------------------------- plots
@@ -669,6 +688,8 @@ def comparison_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "name": m["name"], **{k: m["model"][k] for k in ("cell", "hidden", "layers", "params", "macs_per_frame")},
             "float_accuracy": fa, "int8_accuracy": qa,
             "int8_accuracy_cost_pp": None if fa is None or qa is None else 100 * (fa - qa),
+            "float_standard_accuracy": ref["standard"]["accuracy"] if ref else None,
+            "int8_standard_accuracy": q["standard"]["accuracy"] if q else None,
             "float_frr_at_1": _frr1(ref), "int8_frr_at_1": _frr1(q),
             "int8_bytes": q["size"]["file_bytes"] if q else None,
             "float32_bytes": f32["size"]["file_bytes"] if f32 else None,
@@ -747,6 +768,22 @@ def _num(x: float | None, fmt: str = "{:.1f}") -> str | None:
     return None if x is None else fmt.format(x)
 
 
+def calibration_section(doc: Doc, cal: dict[str, Any], op: dict[str, Any], stream: dict[str, Any]) -> None:
+    """The operating point the export chose (manifest["operating_point"]) and what it gives on this test stream."""
+    doc.h(3, "Operating point (chosen at export)")
+    doc.p(f"Thresholds set for <= {cal['target_fa_per_hour']:g} FA/h in all ({cal['share_fa_per_hour']:.3g} per keyword) "
+          f"on {cal['seconds'] / 60:.1f} min of {cal['split']}-split stream through int8: at most "
+          f"{cal['allowed_false_alarms_per_keyword']} false alarm(s) per keyword there (one = "
+          f"{cal['fa_per_hour_resolution']:.2f} FA/h). There: recall {_pct(cal['total']['recall'])}, "
+          f"{cal['total']['fa_per_hour']:.2f} FA/h. On this test stream ({stream['seconds'] / 60:.1f} min), TFLite int8 at "
+          f"these thresholds: recall {_pct(op['recall'])}, {op['fa_per_hour']:.2f} FA/h ({op['false_alarms']} false alarms).")
+    rows = [[k, f"{c['threshold']:.4f}", _pct(c["recall"]), _num(c["fa_per_hour"], "{:.2f}"),
+             _pct(op["keywords"][k]["recall"] if op["keywords"][k]["keywords"] else None),
+             _num(op["keywords"][k]["fa_per_hour"], "{:.2f}")] for k, c in cal["keywords"].items() if k in op["keywords"]]
+    doc.table(["keyword", "threshold", f"recall ({cal['split']})", f"FA/h ({cal['split']})", "recall (test, int8)",
+               "FA/h (test, int8)"], rows)
+
+
 def model_section(doc: Doc, m: dict[str, Any], opts: ReportOptions) -> None:
     v = m["variants"]
     s = m["stream"]
@@ -755,14 +792,20 @@ def model_section(doc: Doc, m: dict[str, Any], opts: ReportOptions) -> None:
     doc.p(f"Artifacts {m['artifacts']}; training run {m['run'] or 'not available'}; data {m['data']} "
           f"({m['recipe']}, split {m['split']}); reference for agreement: {v[m['reference']]['title']}.")
     doc.h(3, "Clip accuracy (each clip streamed alone from a reset state)")
-    doc.table(["variant", "runtime", "clips", "accuracy", "agreement (clips)", "agreement (frames, clips)",
-               "agreement (frames, stream)"],
-              [[e["title"], e["runtime"], e["clips"]["clips"], _pct(e["clips"]["accuracy"]),
-                _pct(e["agreement"]["clip"]), _pct(e["agreement"]["frame_clips"]), _pct(e["agreement"]["frame_stream"])]
+    doc.table(["variant", "runtime", "clips", "accuracy", "standard clips", "standard accuracy", "agreement (clips)",
+               "agreement (frames, clips)", "agreement (frames, stream)"],
+              [[e["title"], e["runtime"], e["clips"]["clips"], _pct(e["clips"]["accuracy"]), e["standard"]["clips"],
+                _pct(e["standard"]["accuracy"]), _pct(e["agreement"]["clip"]), _pct(e["agreement"]["frame_clips"]),
+                _pct(e["agreement"]["frame_stream"])]
                for e in v.values()])
+    protocol = next(iter(v.values()))["standard"]["protocol"]
+    doc.p("accuracy: the device's decision (`clip_decision`: smoothed peaks against the thresholds) on every clip "
+          f"plus 10 % silence cuts; standard accuracy: {protocol} (`clip_argmax`, no thresholds), comparable "
+          "with published results.")
     labels = m["labels"]
-    doc.table(["label", *[e["title"] for e in v.values()]],
-              [[l, *[_pct(e["clips"]["per_class"][l], 1) for e in v.values()]] for l in labels])
+    doc.table(["label", *[e["title"] for e in v.values()], *[f"{e['title']} standard" for e in v.values()]],
+              [[l, *[_pct(e["clips"]["per_class"][l], 1) for e in v.values()],
+                *[_pct(e["standard"]["per_class"][l], 1) for e in v.values()]] for l in labels])
     doc.h(3, "False rejections vs false alarms (state never reset)")
     doc.p(f"Stream: {s['seconds'] / 60:.1f} min ({s['frames']} frames) of test-split keywords and unknown words "
           f"over test-split noise, {s['keywords']} keywords, seed {s['seed']}. One false alarm on this stream = "
@@ -773,13 +816,16 @@ def model_section(doc: Doc, m: dict[str, Any], opts: ReportOptions) -> None:
         op = e["operating_point"]
         at = [e["frr_at_fa"][str(t)] for t in FA_TARGETS]
         rows.append([e["title"] + (f" (first {e['stream']['seconds'] / 60:.1f} min)" if e["stream"]["shortened"] else ""),
-                     f"{op['threshold']:g}", _pct(op["recall"]), _num(op["fa_per_hour"]),
+                     "per keyword" if m["postprocess"]["thresholds"] else f"{op['threshold']:g}",
+                     _pct(op["recall"]), _num(op["fa_per_hour"]),
                      *[None if a is None else f"{100 * a['frr']:.2f}% (t={a['threshold']:g})" for a in at]])
     doc.table(["variant", "manifest threshold", "recall", "FA/h", *[f"FRR @ {t:g} FA/h" for t in FA_TARGETS]], rows)
     overrides = m["postprocess"]["thresholds"]
     doc.p(f"Manifest post-processing: window {m['postprocess']['window']} frames, refractory "
           f"{m['postprocess']['refractory']} frames" + (f", per-label thresholds {overrides}" if overrides else "")
           + ". The sweep sets one threshold for every keyword (as `edge run --threshold`).")
+    if m.get("calibration") and "tflite_int8" in v:
+        calibration_section(doc, m["calibration"], v["tflite_int8"]["operating_point"], s)
     if any(e["stream"]["shortened"] for e in v.values()):
         doc.p("TFLite Micro ran on the first part of the stream only (--tflm-minutes), keywords ending inside it.")
     doc.image(m["plots"]["det"], "DET curves")
@@ -818,9 +864,11 @@ def build_doc(report: dict[str, Any], opts: ReportOptions) -> Doc:
     if len(models) > 1:
         doc.h(2, "Comparison")
         doc.table(["model", "cell", "hidden", "params", "MACs/frame", "float acc", "int8 acc", "int8 cost pp",
+                   "float standard acc", "int8 standard acc",
                    "FRR@1FA/h float", "FRR@1FA/h int8", "int8 KB", "arena B", "int8 µs/frame"],
                   [[r["name"], r["cell"], r["hidden"], r["params"], r["macs_per_frame"], _pct(r["float_accuracy"]),
-                    _pct(r["int8_accuracy"]), _num(r["int8_accuracy_cost_pp"], "{:.2f}"), _pct(r["float_frr_at_1"]),
+                    _pct(r["int8_accuracy"]), _num(r["int8_accuracy_cost_pp"], "{:.2f}"),
+                    _pct(r["float_standard_accuracy"]), _pct(r["int8_standard_accuracy"]), _pct(r["float_frr_at_1"]),
                     _pct(r["int8_frr_at_1"]), _num(None if r["int8_bytes"] is None else r["int8_bytes"] / 1024),
                     r["tflm_arena_bytes"], _num(r["int8_model_us_p50"])] for r in report["comparison"]])
         doc.image(report["comparison_plot"], "comparison")
@@ -830,22 +878,84 @@ def build_doc(report: dict[str, Any], opts: ReportOptions) -> Doc:
 
 
 # ----------------------------------------------------------------------------- output folder
-def check_out_dir(out: Path) -> None:
-    """Refuse to replace a folder that is not an earlier report (or empty)."""
-    if out.exists():
-        if not out.is_dir():
-            raise UserError(f"{out} exists and is not a folder")
-        if any(out.iterdir()) and not (out / "report.json").is_file():
-            raise UserError(f"{out} exists and is not a report folder; refusing to replace it")
+MARKER = ".kws-report"  # written last into every report folder: {"written_by": MARKER_WRITER, "files": [names]}
+MARKER_WRITER = "python -m export report"
 
 
-def install_dir(tmp: Path, out: Path) -> None:
-    """Move a finished temporary folder into place, replacing an earlier report (said on stderr)."""
-    check_out_dir(out)
-    if out.exists():
+def _plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _marked_files(out: Path) -> list[str] | None:
+    """The file names `out`'s marker lists, or None when `out` has no valid marker (a symlink is not one)."""
+    marker = out / MARKER
+    if not _plain_file(marker):
+        return None
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) and data.get("written_by") == MARKER_WRITER else None
+    return files if isinstance(files, list) and all(isinstance(f, str) for f in files) else None
+
+
+def write_marker(folder: Path) -> None:
+    """Mark a finished report folder as the report's, listing the files in it (written last)."""
+    files = sorted(p.name for p in folder.iterdir())
+    (folder / MARKER).write_text(json.dumps({"written_by": MARKER_WRITER, "files": files}) + "\n")
+
+
+def check_out_dir(out: Path, force: bool = False) -> None:
+    """Accept --out only if it is new, an empty folder, or (with --force) a folder holding nothing but an
+    earlier report: its marker and the plain files the marker lists. Never `.`, `..`, the current or home
+    folder or one holding them, nor a symbolic link."""
+    out = Path(out)
+    if out.name in ("", ".", ".."):
+        raise UserError(f"--out {out}: give the report folder by name")
+    if out.is_symlink():
+        raise UserError(f"--out {out} is a symbolic link; give the folder itself")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    where = out.resolve()
+    for what, keep in (("the current folder", Path.cwd()), ("the home folder", Path(os.path.expanduser("~")))):
+        keep = keep.resolve()
+        if where == keep or where in keep.parents:
+            raise UserError(f"--out {out} is or holds {what}; refusing to replace it")
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return
+    listed = _marked_files(out)
+    if listed is None:
+        raise UserError(f"{out} exists and is not a report folder (no {MARKER}); refusing to replace it")
+    foreign = [n for n in names if n != MARKER and (n not in listed or not _plain_file(out / n))]
+    if foreign:
+        raise UserError(f"{out} holds files the report did not write ({', '.join(foreign[:5])}); refusing to replace it")
+    if not force:
+        raise UserError(f"{out} holds an earlier report; pass --force to replace it")
+
+
+def install_dir(tmp: Path, out: Path, force: bool = False) -> None:
+    """Move a finished temporary folder into place, replacing an earlier report (said on stderr) only as
+    `check_out_dir` allows. The old folder is renamed aside first and deleted (without following symbolic
+    links) only once the new one is in place."""
+    check_out_dir(out, force)
+    old = None
+    if out.exists() and any(out.iterdir()):
         print(f"replacing existing {out}", file=sys.stderr)
-        shutil.rmtree(out)
-    tmp.rename(out)
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        out.rename(old)  # onto the empty placeholder
+    elif out.exists():
+        out.rmdir()
+    try:
+        tmp.rename(out)
+    except OSError:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def _slugs(models: list[dict[str, Any]]) -> list[str]:
@@ -859,7 +969,7 @@ def _slugs(models: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def write_report(report: dict[str, Any], opts: ReportOptions, out: Path) -> None:
+def write_report(report: dict[str, Any], opts: ReportOptions, out: Path, force: bool = False) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -874,7 +984,8 @@ def write_report(report: dict[str, Any], opts: ReportOptions, out: Path) -> None
         (tmp / "report.md").write_text(doc.markdown())
         (tmp / "report.html").write_text(doc.html(tmp, "Accuracy vs quantization"))
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
-        install_dir(tmp, out)
+        write_marker(tmp)
+        install_dir(tmp, out, force)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -889,9 +1000,9 @@ def make_report(artifacts: Sequence[Path], opts: ReportOptions) -> dict[str, Any
     for art, m in zip(artifacts, manifests):
         data_dir = resolve_data_dir(m, opts.data)
         data = load_eval_data(m, data_dir, opts.limit)
-        key = (str(data_dir.resolve()), m.frontend.sample_rate)
+        key = (tuple(str(d.resolve()) for d in data_dir), m.frontend.sample_rate)
         if key not in streams:
-            say(f"building a {opts.minutes:g}-minute stream from {data_dir} (seed {opts.seed}) ...")
+            say(f"building a {opts.minutes:g}-minute stream from {' '.join(map(str, data_dir))} (seed {opts.seed}) ...")
             streams[key] = build_stream(data.dataset, opts.minutes, opts.seed, m.frontend, opts.progress)
         run, run_dir = load_training_run(m, say)
         ctx = ModelContext(Path(art), m, run, run_dir, data, streams[key])
@@ -913,9 +1024,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m export report",
                                 description="Accuracy, false alarms and cost of each model variant, as on a device.")
     p.add_argument("artifacts", nargs="+", type=Path, help="artifacts folder(s); several are compared")
-    p.add_argument("--out", type=Path, required=True, help="report folder to write (an earlier report is replaced)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="report folder to write: new, empty, or an earlier report's (then --force is needed)")
+    p.add_argument("--force", action="store_true",
+                   help=f"replace an earlier report in --out (only a folder with the report's {MARKER} marker "
+                        "and nothing but the files it lists)")
     p.add_argument("--minutes", type=float, default=30.0, help="length of the false-alarm stream (default 30)")
-    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: the one the model was trained on)")
+    p.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
+                   help="dataset folder(s) (default: the ones the model was trained on)")
     p.add_argument("--thresholds", type=float, nargs="+", default=None,
                    help="detection thresholds to sweep (default 0.05..0.9 in 0.05 steps, 0.91..0.99 in 0.01 steps, "
                         "0.992..0.998, 0.999, 1.0)")
@@ -946,10 +1062,10 @@ def options_from_args(args: argparse.Namespace) -> ReportOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     opts = options_from_args(args)
-    check_out_dir(args.out)
+    check_out_dir(args.out, args.force)  # before the evaluation, which takes minutes
     t0 = time.perf_counter()
     report = make_report(args.artifacts, opts)
-    write_report(report, opts, args.out)
+    write_report(report, opts, args.out, args.force)
     for m in report["models"]:
         print(f"{m['name']}: {m['summary']}")
     print(f"report written to {args.out}/report.md (and report.html, report.json) in {time.perf_counter() - t0:.0f} s")

@@ -12,7 +12,9 @@ from different words being harder.
 
 Checks (all must hold for PASS; exit status 1 on FAIL):
 
-1. recall drift: |recall(last block) - recall(first block)| <= 1 percentage point. Keywords are scored with
+1. recall drift: |recall(last block) - recall(first block)| <= 1 percentage point, or one keyword where a
+   block holds fewer than 100 (the last block starts from a carried state, the first from zero, so a keyword
+   near its threshold at the block's start may flip once; drift is a decline beyond that). Keywords are scored with
    the rule of `export.longstream.score_events` over the whole stream (a hit is a detection with the planted
    label within [start, end + 1 s]); a keyword belongs to the block it starts in.
 2. false alarms: false alarms in the last block <= those in the first block + 1 (on 10-minute blocks one
@@ -234,7 +236,7 @@ def run_soak(artifacts: Path, minutes: float, variant: str, runtime: Runtime, da
     data_dir = resolve_data_dir(manifest, data)
     _, dataset = load_eval_dataset(manifest.labels, data_dir)
     if not dataset.split("test"):
-        raise UserError(f"{data_dir}: no test split to build the soak stream from")
+        raise UserError(f"{' '.join(map(str, data_dir))}: no test split to build the soak stream from")
     block_s, pieces = plan(minutes, seed)
     det = StreamingDetector(manifest, variant, runtime)
     rate = det.sample_rate
@@ -260,7 +262,7 @@ def run_soak(artifacts: Path, minutes: float, variant: str, runtime: Runtime, da
     wall = time.perf_counter() - t0
     return summarize(out, block_s, {
         "artifacts": str(artifacts), "variant": variant, "runtime": det.model.runtime.value, "minutes": minutes,
-        "block_minutes": block_s / 60, "seed": seed, "data": str(data_dir),
+        "block_minutes": block_s / 60, "seed": seed, "data": [str(d) for d in data_dir],
         "reset_every_s": reset_every_s or None, "resets": out.resets,
         "frames": sum(b.frames for b in out.blocks.values()), "audio_seconds": streamer.samples / rate,
         "wall_seconds": round(wall, 2), "real_time_factor": wall / (streamer.samples / rate),
@@ -302,8 +304,10 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                                      "no keywords planted in the first or last block")
     else:
         drift = 100 * abs(last["recall"] - first["recall"])
-        out["recall_drift"] = _check(round(drift, 3), f"<= {MAX_RECALL_DRIFT_PP} pp", drift <= MAX_RECALL_DRIFT_PP + 1e-9,
-                                     "|recall(last block) - recall(first block)| in percentage points, same audio")
+        limit = max(MAX_RECALL_DRIFT_PP, 100.0 / max(1, first["keywords"]))  # one keyword of the block
+        out["recall_drift"] = _check(round(drift, 3), f"<= {limit:.3g} pp", drift <= limit + 1e-9,
+                                     f"|recall(last block) - recall(first block)| in percentage points, same audio "
+                                     f"(limit: {MAX_RECALL_DRIFT_PP} pp or one of the block's keywords)")
     extra = last["false_alarms"] - first["false_alarms"]
     out["false_alarms"] = _check(extra, f"<= +{MAX_EXTRA_FALSE_ALARMS}", extra <= MAX_EXTRA_FALSE_ALARMS,
                                  f"false alarms in the last block minus the first ({first['fa_per_hour']:.1f} -> "
@@ -378,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream length (default 60; whole 10-minute blocks from 20 up; at least 2)")
     p.add_argument("--variant", default="int8", choices=VARIANTS, help="model variant (default int8)")
     p.add_argument("--runtime", default="auto", help="auto | litert | tflite-runtime | tf-lite | tflm")
-    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: the one the model was trained on)")
+    p.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
+                   help="dataset folder(s) (default: the ones the model was trained on)")
     p.add_argument("--reset-every", type=float, default=0.0, metavar="SECONDS",
                    help="opt-in reset policy: reset the state every N seconds of audio (default: never)")
     p.add_argument("--seed", type=int, default=SOAK_SEED, help="seed of the stream")

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import tensorflow as tf
 import torch
 
+from export.tf_quiet import import_tensorflow
 from train.models import Cell, ModelConfig, RecurrentKWS
+
+tf = import_tensorflow()
 
 GATES = {Cell.GRU: "rzn", Cell.LSTM: "ifgo", Cell.RNN: "a"}
 

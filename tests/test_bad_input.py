@@ -107,6 +107,9 @@ BAD_MODEL: dict[str, tuple[Callable[[Path], None], str]] = {
     "sha256 mismatch": (lambda a: _edit_manifest(a, lambda d: d["variants"]["int8"].update(sha256="0" * 64)), "sha256"),
     "front end differs": (lambda a: _edit_manifest(a, lambda d: d["frontend"].update(num_channels=32)), "different front end"),
     "label count": (lambda a: _edit_manifest(a, lambda d: d["labels"].append("extra")), "labels"),
+    "threshold for a label the model lacks": (
+        lambda a: _edit_manifest(a, lambda d: d["postprocess"]["thresholds"].update(yess=0.3)),
+        "per-label thresholds name labels the model does not have: yess"),
     "manifest not JSON": (lambda a: (a / "manifest.json").write_text("{"), "not valid JSON"),
     "no manifest": (lambda a: (a / "manifest.json").unlink(), "no manifest.json"),
 }

@@ -189,3 +189,34 @@ def test_training_is_deterministic(sc_dir: Path, tmp_path: Path) -> None:
     a = (tmp_path / "a" / "model.safetensors").read_bytes()
     b = (tmp_path / "b" / "model.safetensors").read_bytes()
     assert a == b
+
+
+def test_train_evaluate_reports_both_figures(trained_run: Path) -> None:
+    """`python -m train evaluate` on the run's own data reproduces the test metrics `train` stored."""
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "train", "evaluate", "--run", str(trained_run), "--json"],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    stored = json.loads((trained_run / "config.json").read_text())["metrics"]["test"]
+    assert got["accuracy"] == stored["accuracy"] and got["clips"] == stored["clips"]
+    # the standard set is batched differently here (train reuses the device set's features by clip name):
+    # padding to another batch length can move a float round-off, so one clip of difference is allowed
+    assert got["standard"]["clips"] == stored["standard"]["clips"]
+    assert abs(got["standard"]["accuracy"] - stored["standard"]["accuracy"]) * got["standard"]["clips"] <= 1 + 1e-9
+
+
+def test_oversample_repeats_only_scarce_keywords() -> None:
+    from train.trainer import oversample_scarce
+
+    labels = ["_silence_", "_unknown_", "yes", "on", "off"]
+    clip = np.zeros(4, np.int16)
+    items = [(clip, 1)] * 50 + [(clip, 2)] * 100 + [(clip, 3)] * 20 + [(clip, 4)] * 70
+    out = oversample_scarce(items, labels, 0.6)
+    counts = {i: sum(1 for _, l in out if l == i) for i in range(5)}
+    # median keyword count 70 -> goal 42: `on` (20) is repeated to 3 x 20 = 60 >= 42; others are untouched
+    assert counts == {0: 0, 1: 50, 2: 100, 3: 60, 4: 70}
+    assert oversample_scarce(items, labels, 0.0) == items

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -104,21 +105,95 @@ def test_fast_detect_equals_the_detector_frame_by_frame(integer: bool) -> None:
         assert got == expected
 
 
-def test_install_dir_replaces_only_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "rep"
+def _report_dir(path: Path, *files: str) -> Path:
+    """A folder as `write_report` leaves it: its files, then the marker listing them."""
+    path.mkdir()
+    for name in files or ("report.json", "report.md", "det.png"):
+        (path / name).write_text(name)
+    rep.write_marker(path)
+    return path
+
+
+def test_install_dir_replaces_an_earlier_report_only_with_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = _report_dir(tmp_path / "rep")
+    new = _report_dir(tmp_path / "new", "report.md")
+    with pytest.raises(UserError, match="--force"):
+        rep.install_dir(new, out)
+    assert (out / "report.json").is_file() and new.is_dir()  # nothing moved
+    rep.install_dir(new, out, force=True)
+    assert "replacing" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [rep.MARKER, "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # no temporary or old folder left
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rep.check_out_dir(empty)  # an empty folder and a new path need no --force
+    rep.check_out_dir(tmp_path / "new")
+
+
+def _foreign_file(d: Path) -> str:
+    (d / "notes.txt").write_text("keep")
+    return "did not write"
+
+
+def _symlinked_file(d: Path) -> str:
+    (d / "report.md").unlink()
+    (d / "report.md").symlink_to(d.parent / "precious.txt")  # named in the marker, but not the report's file
+    return "did not write"
+
+
+def _no_marker(d: Path) -> str:
+    (d / rep.MARKER).unlink()  # the issue's case: a report.json alone proves nothing
+    return "not a report folder"
+
+
+def _symlinked_marker(d: Path) -> str:
+    (d.parent / "marker").write_bytes((d / rep.MARKER).read_bytes())
+    (d / rep.MARKER).unlink()
+    (d / rep.MARKER).symlink_to(d.parent / "marker")
+    return "not a report folder"
+
+
+@pytest.mark.parametrize("spoil", [_foreign_file, _symlinked_file, _no_marker, _symlinked_marker])
+def test_out_dir_with_anything_else_is_refused_even_with_force(tmp_path: Path, spoil: Callable[[Path], str]) -> None:
+    (tmp_path / "precious.txt").write_text("keep")
+    out = _report_dir(tmp_path / "rep")
+    message = spoil(out)
+    before = sorted(p.name for p in out.iterdir())
+    new = _report_dir(tmp_path / "new", "report.md")
+    with pytest.raises(UserError, match=message):
+        rep.install_dir(new, out, force=True)
+    assert sorted(p.name for p in out.iterdir()) == before and (tmp_path / "precious.txt").read_text() == "keep"
+
+
+def test_current_home_and_linked_folders_are_never_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each of these is a valid earlier report, so only the specific guard can refuse it."""
+    out = _report_dir(tmp_path / "rep")
+    (tmp_path / "link").symlink_to(out)
+    monkeypatch.chdir(out)
+    for path, message in [(Path("."), "by name"), (Path("../rep"), "current folder"), (tmp_path / "link", "symbolic link")]:
+        with pytest.raises(UserError, match=message):
+            rep.check_out_dir(path, force=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(out))
+    with pytest.raises(UserError, match="home folder"):
+        rep.check_out_dir(out, force=True)
+    assert (out / "report.json").is_file()
+
+
+def test_cli_refuses_the_out_dir_before_any_evaluation(tmp_path: Path) -> None:
+    """The issue's case on the command line: the refusal comes before the (missing) artifacts are even read."""
+    out = tmp_path / "out"
     out.mkdir()
     (out / "report.json").write_text("{}")
-    new = tmp_path / "new"
-    new.mkdir()
-    (new / "report.md").write_text("x")
-    rep.install_dir(new, out)
-    assert "replacing" in capsys.readouterr().err
-    assert (out / "report.md").is_file() and not (out / "report.json").exists()
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "data.bin").write_text("keep me")
-    with pytest.raises(UserError, match="not a report folder"):
-        rep.check_out_dir(other)
+    (out / "notes.txt").write_text("keep")
+    earlier = _report_dir(tmp_path / "earlier")
+    for folder, needle in [(out, "not a report folder"), (earlier, "pass --force")]:
+        args = [str(tmp_path / "missing"), "--out", str(folder)] + (["--force"] if folder is out else [])
+        r = subprocess.run([sys.executable, "-m", "export", "report", *args], cwd=REPO, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith(f"error: {folder}") and len(r.stderr.splitlines()) == 1 and needle in r.stderr
+    assert (out / "notes.txt").read_text() == "keep" and (earlier / "report.json").is_file()
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path: Path) -> None:
@@ -167,6 +242,8 @@ def test_report_json_schema(small_report: tuple[Path, dict, Path]) -> None:
         assert m["stream"]["keywords"] > 0 and m["stream"]["frames"] > 5000  # 1 minute = 5998 frames
         for key, v in m["variants"].items():
             assert isinstance(v["clips"]["accuracy"], float) and v["clips"]["clips"] == CLIP_LIMIT
+            assert isinstance(v["standard"]["accuracy"], float) and v["standard"]["clips"] == CLIP_LIMIT
+            assert v["standard"]["protocol"].startswith("12-class argmax")
             assert np.asarray(v["clips"]["confusion"]).shape == (len(m["labels"]),) * 2
             assert set(v["agreement"]) == {"clip", "frame_clips", "frame_stream"}
             assert all(0.0 <= x <= 1.0 for x in v["agreement"].values())
@@ -193,6 +270,7 @@ def test_report_files_and_plots(small_report: tuple[Path, dict, Path]) -> None:
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     assert md.startswith("# Accuracy vs quantization") and "## Comparison" in md and r["models"][0]["summary"] in md
+    assert "| standard accuracy |" in md and "int8 standard acc" in md and "standard accuracy</th>" in html
     assert html.count('src="data:image/png;base64,') == 9 and 'src="' not in html.replace('src="data:', "")
     assert not list(out.parent.glob(".out.*")), "temporary folder left behind"
 
@@ -208,3 +286,17 @@ def test_report_int8_figures_equal_edge_eval(small_report: tuple[Path, dict, Pat
     assert mine["runtime"] == ev["runtime"]
     for key in ("accuracy", "clips", "per_class", "confusion", "labels"):
         assert mine["clips"][key] == ev[key], key
+    assert mine["standard"] == ev["standard"]
+
+
+def test_run_test_metrics_carry_the_standard_figure(trained_run: Path, artifacts: Path, sc_dir: Path) -> None:
+    """`train` writes the standard figure of the test split into config.json: PyTorch's, which TFLite float32
+    reproduces (probabilities within 1e-4, export's gate) up to a rare argmax tie: 3 of 586 clips allowed."""
+    test = json.loads((trained_run / "config.json").read_text())["metrics"]["test"]
+    cmd = [sys.executable, "-m", "edge", "eval", "--model", str(artifacts), "--data", str(sc_dir), "--variant", "float32",
+           "--json"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ev = json.loads(proc.stdout)["standard"]
+    assert test["standard"]["clips"] == ev["clips"] and test["standard"]["protocol"] == ev["protocol"]
+    assert abs(test["standard"]["accuracy"] - ev["accuracy"]) * ev["clips"] <= 3

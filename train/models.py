@@ -40,6 +40,34 @@ class Cell(str, enum.Enum):
         return 1e-3 if self is Cell.RNN else 3e-3
 
 
+class ModelSize(str, enum.Enum):
+    """Named model sizes: a target device and the architecture that fits it (explicit flags override).
+
+    * `mcu`: fits the firmware budget (int8 model <= 32 KB flash, <= 8 KB arena on a Cortex-M4).
+    * `pi`: a Raspberry Pi size (up to ~250 k parameters): stacked, wider cells.
+    """
+
+    MCU = "mcu"
+    PI = "pi"
+
+    @property
+    def preset(self) -> dict[str, int]:
+        """hidden/layers/proj of this size (the cell is chosen separately)."""
+        return dict(_SIZE_PRESETS[self])
+
+    @property
+    def default_epochs(self) -> int:
+        """Epochs that keep a Speech Commands training (all shared data) within the time budget on a 2-core
+        machine: 80 for `mcu` (~18 min), 40 for `pi` (an epoch costs ~3x as much)."""
+        return {ModelSize.MCU: 80, ModelSize.PI: 40}[self]
+
+
+_SIZE_PRESETS: dict[ModelSize, dict[str, int]] = {
+    ModelSize.MCU: {"hidden": 64, "layers": 1, "proj": 0},
+    ModelSize.PI: {"hidden": 128, "layers": 2, "proj": 0},
+}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a recurrent keyword spotter."""
@@ -53,9 +81,12 @@ class ModelConfig:
     proj: int = 0
     #: Bidirectional layers: offline scoring only, refused by the streaming export.
     bidirectional: bool = False
+    #: The named size this architecture was made for (`ModelSize`), recorded in run and manifest.
+    size: ModelSize = ModelSize.MCU
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cell", Cell(self.cell))
+        object.__setattr__(self, "size", ModelSize(self.size))
         if not 1 <= self.layers <= 3:
             raise ValueError(f"layers must be 1..3, got {self.layers}")
         if self.hidden < 1 or self.num_classes < 2 or self.input_dim < 1 or self.proj < 0:
@@ -64,6 +95,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["cell"] = self.cell.value
+        d["size"] = self.size.value
         return d
 
     @classmethod

@@ -44,7 +44,11 @@ class StreamConfig:
     chunk_frames: int = 100  # TBPTT chunk length (1 s)
     max_clips_per_episode: int = 8
     gap_s: tuple[float, float] = (0.15, 0.8)  # background between clips
-    pre_frames: int = 4  # label starts this many frames before the end of the word
+    #: label starts this many frames before the end of the word. Measured (GRU-64, 24 epochs, both Speech
+    #: Commands folders; standard figure val / test): 4 -> 79.6 / 70.7 %, 12 -> 81.9 / 72.0 %, 20 -> 84.1 / 71.7 %
+    #: (device clip decision val 75.1 -> 77.9 -> 81.2 %): the model commits while the word's end is still
+    #: being heard, so short words and clips that end right after the word are decided in time.
+    pre_frames: int = 20
     post_frames: int = 25  # ... and lasts this long after it
     snr_db: tuple[float, float] = (0.0, 30.0)
     noise_prob: float = 0.85  # share of episodes with background noise

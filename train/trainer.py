@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import platform
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -17,9 +19,9 @@ from tqdm import tqdm
 
 from edge.errors import UserError
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
-from edge.postprocess import PostprocessConfig, clip_decision
-from edge.datasets import evaluation_clips
-from train.data import SILENCE, AudioCache, Dataset, Recipe, load_dataset, synthetic_noise
+from edge.postprocess import PostprocessConfig, clip_decision, standard_summary, summarize
+from edge.datasets import evaluation_clips, reuse_by_name, standard_clips
+from train.data import SILENCE, UNKNOWN, AudioCache, Dataset, Recipe, load_dataset, recorded_data_dirs, synthetic_noise
 from train.models import Cell, ModelConfig, RecurrentKWS, build_model, model_size
 from train.streams import IGNORE, StreamConfig, StreamView, build_view
 
@@ -30,7 +32,7 @@ CONFIG = "config.json"
 @dataclass(frozen=True)
 class TrainConfig:
     recipe: Recipe = Recipe.SYNTHETIC
-    data: str = ""
+    data: tuple[str, ...] = ()  # data folders, merged by label
     keywords: tuple[str, ...] = ()
     model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = 80
@@ -52,6 +54,10 @@ class TrainConfig:
     state_penalty: float = 1.0
     state_check_frames: int = 25
     silence_eval_share: float = 0.1
+    #: scarce keyword classes are repeated up to this share of the median keyword count (0 = off). Measured
+    #: (GRU-64, 24 epochs, both Speech Commands folders, on/off ~200 clips vs ~980): 0.6 lifts on/off on the
+    #: test split from 47/36 % to 72/45 % and the standard figure from 69.8 to 70.7 %.
+    oversample: float = 0.6
     stream: StreamConfig = field(default_factory=StreamConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
@@ -63,6 +69,7 @@ class TrainConfig:
         d["postprocess"] = self.postprocess.to_dict()
         d["frontend"] = self.frontend.to_dict()
         d["keywords"] = list(self.keywords)
+        d["data"] = [str(p) for p in recorded_data_dirs(self.data)]
         d["stream"]["gap_s"] = list(self.stream.gap_s)
         d["stream"]["speed"] = list(self.stream.speed)
         return d
@@ -105,25 +112,27 @@ def score_clips(
     return summarize(pred, truth, labels)
 
 
-def summarize(pred: list[int], truth: list[int], labels: list[str]) -> dict[str, Any]:
-    C = len(labels)
-    conf = np.zeros((C, C), dtype=np.int64)
-    for p, t in zip(pred, truth):
-        conf[t, p] += 1
-    per_class = {
-        labels[c]: (float(conf[c, c] / conf[c].sum()) if conf[c].sum() else None) for c in range(C)
-    }
-    total = int(conf.sum())
-    return {
-        "accuracy": float(np.trace(conf) / total) if total else 0.0,
-        "clips": total,
-        "per_class": per_class,
-        "confusion": conf.tolist(),
-        "labels": labels,
-    }
-
-
 # ----------------------------------------------------------------------------- data preparation
+def oversample_scarce(items: list[tuple[np.ndarray, int]], labels: list[str], share: float) -> list[tuple[np.ndarray, int]]:
+    """Repeat the clips of scarce keyword classes (whole repeats, every copy augmented differently when the
+    streams are built) until each keyword has at least `share` of the median keyword count; 0 = off.
+    Speech Commands with the extra folder: on/off have ~200 clips against ~980 for the other words."""
+    if share <= 0:
+        return items
+    keyword_ids = [i for i, l in enumerate(labels) if l not in (SILENCE, UNKNOWN)]
+    counts = Counter(label for _, label in items)
+    have = [counts[i] for i in keyword_ids if counts[i]]
+    if not have:
+        return items
+    goal = share * float(np.median(have))
+    out = list(items)
+    for i in keyword_ids:
+        if 0 < counts[i] < goal:
+            repeats = int(np.ceil(goal / counts[i])) - 1
+            out += [it for it in items if it[1] == i] * repeats
+    return out
+
+
 @dataclass
 class Prepared:
     dataset: Dataset
@@ -131,6 +140,8 @@ class Prepared:
     train: list[tuple[np.ndarray, int]]
     noise: list[np.ndarray]
     eval_sets: dict[str, tuple[list[np.ndarray], list[int]]]  # split -> (features per clip, truth)
+    #: split -> (features per clip, truth) of `edge.datasets.standard_clips` (the standard figure)
+    standard_sets: dict[str, tuple[list[np.ndarray], list[int]]] = field(default_factory=dict)
 
 
 def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepared:
@@ -144,15 +155,18 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
     if not train_clips:
         raise UserError("the dataset has no training clips")
     it = tqdm(train_clips, desc="loading audio", unit="clip", disable=not progress, leave=False)
-    train = [(cache.get(c.path), index[c.label]) for c in it]
+    train = oversample_scarce([(cache.get(c.path), index[c.label]) for c in it], labels, cfg.oversample)
     noise = [cache.get(p) for p in dataset.noise_files] or synthetic_noise(fe.sample_rate, 60.0, cfg.seed)
-    eval_sets = {}
+    eval_sets, standard_sets = {}, {}
     for split in ("validation", "test"):
         if not dataset.split(split):
             continue
-        pcm, truth, _ = evaluation_clips(dataset, split, cache, cfg.silence_eval_share)
+        pcm, truth, names = evaluation_clips(dataset, split, cache, cfg.silence_eval_share)
         eval_sets[split] = (clip_features(pcm, fe), truth)
-    return Prepared(dataset, labels, train, noise, eval_sets)
+        spcm, struth, snames = standard_clips(dataset, split, cache)
+        known = dict(zip(names, eval_sets[split][0]))
+        standard_sets[split] = (reuse_by_name(snames, spcm, known, lambda todo: clip_features(todo, fe)), struth)
+    return Prepared(dataset, labels, train, noise, eval_sets, standard_sets)
 
 
 def class_weights(view: StreamView, num_classes: int) -> torch.Tensor:
@@ -247,6 +261,32 @@ def _forward_with_state_penalty(
     return torch.cat(pieces, dim=1), state, cfg.state_penalty * penalty / len(pieces)
 
 
+class ViewCache:
+    """The `views` augmented stream realisations, epoch e using view e % views. While an epoch trains on
+    one view, the next one is built in a background thread (the stream building is numpy and the C front
+    end, which release the GIL, so it runs on the core that one-thread training leaves free). Each view
+    depends only on its own seed, so prefetching changes no result."""
+
+    def __init__(self, build: Callable[[int, bool], StreamView], count: int, progress: bool) -> None:
+        self._build, self._count, self._progress = build, count, progress
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="view")
+        self._futures: dict[int, Future[StreamView]] = {}
+
+    def _future(self, k: int, show: bool) -> Future[StreamView]:
+        if k not in self._futures:
+            self._futures[k] = self._pool.submit(self._build, k, show)
+        return self._futures[k]
+
+    def get(self, epoch: int) -> StreamView:
+        k = epoch % self._count
+        current = self._future(k, self._progress)
+        self._future((epoch + 1) % self._count, False)  # prefetch, silently (one progress bar at a time)
+        return current.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def normalisation(view: StreamView) -> tuple[torch.Tensor, torch.Tensor]:
     f = view.features.reshape(-1, view.features.shape[-1])
     keep = view.labels.reshape(-1) != IGNORE
@@ -257,20 +297,22 @@ def normalisation(view: StreamView) -> tuple[torch.Tensor, torch.Tensor]:
 def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Dataset | None = None) -> dict[str, Any]:
     set_determinism(cfg.seed, cfg.threads)
     started = time.time()
-    dataset = dataset or load_dataset(cfg.recipe, Path(cfg.data), cfg.keywords or None)
+    dataset = dataset or load_dataset(cfg.recipe, recorded_data_dirs(cfg.data), cfg.keywords or None)
+    try:
+        cfg.postprocess.check_labels(dataset.labels)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     prep = prepare(cfg, dataset, progress)
     labels = prep.labels
     mcfg = replace(cfg.model, num_classes=len(labels), input_dim=cfg.frontend.num_channels)
     cfg = replace(cfg, model=mcfg)
     model = build_model(mcfg)
     index = {l: i for i, l in enumerate(labels)}
-    views: dict[int, StreamView] = {}
-
-    def view(e: int) -> StreamView:
-        k = e % cfg.views
-        if k not in views:
-            views[k] = build_view(prep.train, prep.noise, index, cfg.stream, cfg.frontend, cfg.batch, cfg.seed * 1000 + k, progress)
-        return views[k]
+    views = ViewCache(
+        lambda k, show: build_view(prep.train, prep.noise, index, cfg.stream, cfg.frontend, cfg.batch,
+                                   cfg.seed * 1000 + k, show),
+        cfg.views, progress)
+    view = views.get
 
     mean, std = normalisation(view(0))
     model.feat_mean.copy_(mean)
@@ -286,7 +328,11 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     val_feats, val_truth = prep.eval_sets.get("validation", prep.eval_sets.get("test", ([], [])))
     for epoch in range(cfg.epochs):
         t0 = time.time()
-        loss, facc, norms = train_epoch(model, view(epoch), opt, weights, cfg, rng, progress, f"epoch {epoch + 1}/{cfg.epochs}")
+        current = view(epoch)
+        # One torch thread while the next view is built on the other core (epochs before the last new view),
+        # then `--threads`. A rule on the epoch, not on the builder's progress, so runs stay reproducible.
+        torch.set_num_threads(1 if epoch < cfg.views - 1 else cfg.threads)
+        loss, facc, norms = train_epoch(model, current, opt, weights, cfg, rng, progress, f"epoch {epoch + 1}/{cfg.epochs}")
         sched.step()
         val = score_clips(clip_posteriors(model, val_feats), val_truth, labels, cfg.postprocess) if val_feats else {"accuracy": facc}
         log = EpochLog(epoch + 1, loss, facc, val["accuracy"], float(np.mean(norms)) if norms else 0.0,
@@ -302,11 +348,15 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
             if progress:
                 print(f"early stop: no validation improvement for {cfg.patience} epochs", flush=True)
             break
+    views.close()
     assert best_state is not None
     model.load_state_dict(best_state)
     metrics: dict[str, Any] = {"best_epoch": best_epoch, "train_seconds": round(time.time() - started, 1)}
     for split, (feats, truth) in prep.eval_sets.items():
         metrics[split] = score_clips(clip_posteriors(model, feats), truth, labels, cfg.postprocess)
+        if split in prep.standard_sets:  # the standard figure, next to the device's (validation picks epochs by the latter)
+            sfeats, struth = prep.standard_sets[split]
+            metrics[split]["standard"] = standard_summary(clip_posteriors(model, sfeats), struth, labels, cfg.postprocess.window)
     metrics["size"] = model_size(mcfg)
     save_run(out_dir, model, cfg, labels, metrics, history)
     return metrics
@@ -352,6 +402,7 @@ def load_run(run_dir: Path) -> Run:
         fe = FrontendConfig.from_dict(meta["frontend"])
         post = PostprocessConfig.from_dict(meta["postprocess"])
         labels = list(meta["labels"])
+        post.check_labels(labels)
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{cfg_path}: invalid run config ({exc})") from exc
     model = build_model(mcfg)
