@@ -182,4 +182,18 @@ def summary_line(section: Mapping[str, Any]) -> str:
             f"{section['split']} stream, at most {section['allowed_false_alarms_per_keyword']} false alarm(s) per "
             f"keyword, 1 = {section['fa_per_hour_resolution']:.2f} FA/h): "
             + ", ".join(f"{k} {v['threshold']:.4f}" for k, v in kw.items())
-            + f"; recall {recall}, {tot['fa_per_hour']:.2f} FA/h ({tot['false_alarms']} false alarms)")
+            + f"; recall {recall}, {tot['fa_per_hour']:.2f} FA/h ({tot['false_alarms']} false alarms)"
+            + _silenced_note(kw))
+
+
+def silenced_keywords(keywords: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Keywords that detect none of their planted words at the chosen point: the target cost them all recall."""
+    return [k for k, v in keywords.items() if v.get("planted") and not v.get("hits")]
+
+
+def _silenced_note(keywords: Mapping[str, Mapping[str, Any]]) -> str:
+    silenced = silenced_keywords(keywords)
+    if not silenced:
+        return ""
+    return (f"; WARNING: {', '.join(silenced)} detect(s) nothing at this point (the target leaves no threshold with "
+            f"recall): raise --target-fa-per-hour or improve the model")

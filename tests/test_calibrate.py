@@ -255,3 +255,18 @@ def test_edge_run_and_firmware_settings_use_the_thresholds(artifacts: Path, cali
     assert {k: limits[k] for k in op["keywords"]} == {k: v["limit"] for k, v in op["keywords"].items()}
     header = next(p for p in gen.files if p.name == "kws_settings.h").read_text()
     assert re.search(r"#define KWS_DETECT_LIMITS \{(.*)\}", header).group(1).split(", ") == [str(v) for v in gen.settings.limits]
+
+
+def test_summary_warns_about_keywords_left_without_recall() -> None:
+    from export.calibrate import silenced_keywords, summary_line
+
+    kw = {"yes": {"threshold": 0.9, "planted": 10, "hits": 7}, "stop": {"threshold": 0.996, "planted": 8, "hits": 0},
+          "go": {"threshold": 0.9, "planted": 0, "hits": 0}}  # nothing planted: nothing to say about recall
+    assert silenced_keywords(kw) == ["stop"]
+    section = {"keywords": kw, "total": {"recall": 7 / 18, "fa_per_hour": 0.0, "false_alarms": 0},
+               "target_fa_per_hour": 1.0, "seconds": 3600.0, "split": "validation",
+               "allowed_false_alarms_per_keyword": 0, "fa_per_hour_resolution": 1.0}
+    line = summary_line(section)
+    assert "WARNING: stop detect(s) nothing" in line and "\n" not in line
+    kw["stop"]["hits"] = 1
+    assert "WARNING" not in summary_line(section)
