@@ -117,6 +117,68 @@ def float_to_int16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
+class PcmConverter:
+    """Streaming conversion of audio blocks at any rate and channel count to int16 mono at `dst_rate`.
+
+    The one path from foreign audio to the model's input, shared by files (`iter_wav_chunks`), microphones
+    and `edge.KeywordSpotter`: channels are mixed down by their mean, the rate is changed by `Resampler`
+    (state carried across blocks), and the result is rounded to int16 with saturation. int16 mono input at
+    `dst_rate` passes through bit-exactly.
+
+    Blocks are numpy arrays, `[n, channels]` or 1-D (interleaved when `channels` > 1), int16 (full scale
+    32768) or float (full scale 1.0); `process_bytes` takes little-endian int16 bytes of any length and
+    keeps an incomplete sample frame for the next call. `source` names the input in error messages.
+    """
+
+    def __init__(self, src_rate: int, dst_rate: int, channels: int = 1, source: str = "audio") -> None:
+        if channels < 1:
+            raise AudioError(f"{source}: channel count must be at least 1, got {channels}")
+        self.src_rate, self.dst_rate, self.channels, self.source = src_rate, dst_rate, channels, source
+        self._resampler = Resampler(src_rate, dst_rate) if src_rate != dst_rate else None
+        self._pending = b""
+
+    @property
+    def passthrough(self) -> bool:
+        """True when int16 input is passed on unchanged (mono, already at `dst_rate`)."""
+        return self._resampler is None and self.channels == 1
+
+    def _frames(self, block: np.ndarray) -> np.ndarray:
+        """`block` as [n, channels], refusing shapes that do not fit the channel count."""
+        if block.ndim == 1 and len(block) % self.channels == 0:
+            return block.reshape(-1, self.channels)
+        if block.ndim == 2 and block.shape[1] == self.channels:
+            return block
+        raise AudioError(f"{self.source}: a block of shape {block.shape} does not hold {self.channels}-channel audio")
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Convert one block; returns int16 mono at `dst_rate` (possibly empty while the resampler fills)."""
+        frames = self._frames(np.asarray(block))
+        if frames.dtype == np.int16:
+            if self.passthrough:
+                return frames[:, 0].copy()
+            x = frames.astype(np.float64) / 32768.0
+        elif np.issubdtype(frames.dtype, np.floating):
+            x = frames.astype(np.float64)
+            if not np.all(np.isfinite(x)):
+                raise AudioError(f"{self.source}: contains NaN or infinite samples")
+        else:
+            raise AudioError(f"{self.source}: samples must be int16 or float, got {frames.dtype}")
+        mono = x.mean(axis=1)
+        return float_to_int16(self._resampler.process(mono) if self._resampler else mono)
+
+    def process_bytes(self, data: bytes | bytearray | memoryview) -> np.ndarray:
+        """Convert little-endian int16 bytes (interleaved channels); an incomplete frame waits for more."""
+        buf = self._pending + bytes(data)
+        usable = len(buf) - len(buf) % (2 * self.channels)
+        self._pending = buf[usable:]
+        return self.process(np.frombuffer(buf[:usable], dtype="<i2").astype(np.int16))
+
+    def flush(self) -> np.ndarray:
+        """The resampler's tail at the end of the stream (an incomplete byte frame is dropped)."""
+        self._pending = b""
+        return float_to_int16(self._resampler.flush()) if self._resampler else np.zeros(0, dtype=np.int16)
+
+
 def _open(path: Path):
     sf = _soundfile()
     path = Path(path)
@@ -149,27 +211,23 @@ def _is_exact_int16(handle) -> bool:
 def iter_wav_chunks(path: Path, target_rate: int, block: int = DEFAULT_BLOCK) -> Iterator[np.ndarray]:
     """Yield int16 mono chunks at `target_rate` from any WAV/FLAC file, with constant memory.
 
-    16-bit mono files at the target rate are passed through bit-exactly. Everything else is mixed down
-    (mean of the channels), resampled with `Resampler` and rounded to int16. NaN or infinite samples are
-    refused rather than silently turned into something else.
+    16-bit mono files at the target rate are passed through bit-exactly. Everything else goes through
+    `PcmConverter` (mean of the channels, `Resampler`, rounding to int16), as microphone input does. NaN or
+    infinite samples are refused rather than silently turned into something else.
     """
     with _open(path) as f:
         if _is_exact_int16(f) and f.samplerate == target_rate:
             for data in f.blocks(blocksize=block, dtype="int16", always_2d=True):
                 yield data[:, 0].copy()
             return
-        resampler = Resampler(f.samplerate, target_rate) if f.samplerate != target_rate else None
+        converter = PcmConverter(f.samplerate, target_rate, f.channels, source=str(path))
         for data in f.blocks(blocksize=block, dtype="float64", always_2d=True):
-            if not np.all(np.isfinite(data)):
-                raise AudioError(f"{path}: contains NaN or infinite samples")
-            mono = data.mean(axis=1)
-            out = resampler.process(mono) if resampler else mono
+            out = converter.process(data)
             if len(out):
-                yield float_to_int16(out)
-        if resampler is not None:
-            tail = resampler.flush()
-            if len(tail):
-                yield float_to_int16(tail)
+                yield out
+        tail = converter.flush()
+        if len(tail):
+            yield tail
 
 
 def load_wav(path: Path, target_rate: int) -> np.ndarray:

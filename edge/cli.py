@@ -1,4 +1,6 @@
-"""`python -m edge run | eval | bench` — the on-device commands (numpy, front end, TFLite interpreter only)."""
+"""`kws-edge` / `python -m edge run | eval | bench` — the on-device commands (numpy, front end, TFLite
+interpreter only). `run` is a thin layer over `edge.KeywordSpotter`: inputs (files, stdin, a microphone)
+converted to the model's rate, events printed and handed to the `--on-detect` hook."""
 
 from __future__ import annotations
 
@@ -8,25 +10,33 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, NoReturn, Sequence
 
 import numpy as np
 
-from edge.audio import iter_wav_chunks, wav_info
+from edge.audio import PcmConverter, iter_wav_chunks, wav_info
 from edge.datasets import (AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, reuse_by_name,
                            standard_clips, synthetic_noise)
 from edge.detector import StreamingDetector
 from edge.errors import EXIT_USER_ERROR, UserError
 from edge.frontend import FrontendBackend, FrontendConfigError, StreamingFrontend, backend_note, parse_frontend_backend
+from edge.hook import DEFAULT_QUEUE, DEFAULT_TIMEOUT, DetectionHook, parse_command
 from edge.interpreters import Kernels, ModelRunner, Runtime, parse_kernels, parse_runtime
 from edge.manifest import Manifest
-from edge.postprocess import PostprocessConfig, clip_decision, standard_summary, summarize
+from edge.mic import input_devices, mic_chunks
+from edge.postprocess import Event, clip_decision, standard_summary, summarize
+from edge.spotter import VARIANTS, KeywordSpotter
 
-VARIANTS = ("int8", "float32", "int16x8")
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are `UserError`s: one `error:` line, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise UserError(message)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="artifacts folder from `make export`")
+def _common(p: argparse.ArgumentParser, model_required: bool = True) -> None:
+    p.add_argument("--model", required=model_required, type=Path, help="artifacts folder from `make export`")
     p.add_argument("--variant", default="int8", choices=VARIANTS, help="which exported model (default int8)")
     p.add_argument("--runtime", default="auto", help="auto | litert | tflite-runtime | tf-lite | tflm")
     p.add_argument("--kernels", default="reference", help="reference (default: identical on x86 and ARM; "
@@ -37,21 +47,39 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def program_name() -> str:
+    """`kws-edge` when started by the console command, else `python -m edge`."""
+    return "kws-edge" if Path(sys.argv[0]).name == "kws-edge" else "python -m edge"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m edge", description="Streaming keyword spotting on the device.")
+    parser = _Parser(prog=program_name(), description="Streaming keyword spotting on the device.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="detect keywords in WAV files, raw stdin audio or a microphone")
-    _common(run)
+    _common(run, model_required=False)
     src = run.add_mutually_exclusive_group(required=True)
     src.add_argument("--wav", nargs="+", type=Path, help="WAV files (each starts from a reset state)")
     src.add_argument("--stdin", action="store_true", help="raw s16le mono audio at the model's sample rate")
-    src.add_argument("--mic", action="store_true", help="live microphone (needs the sounddevice package)")
+    src.add_argument("--mic", action="store_true", help="live microphone at its own rate and channel count, "
+                     "converted like a file (needs the sounddevice package)")
+    src.add_argument("--list-devices", action="store_true",
+                     help="print the audio input devices (index, name, channels, default rate) and exit")
     run.add_argument("--device", default=None, help="microphone device index or name (with --mic)")
     run.add_argument("--probs", type=Path, help="write frame posteriors [frames, labels] to this .npy file")
-    run.add_argument("--threshold", type=float, help="override the detection threshold for every keyword")
+    run.add_argument("--threshold", action="append", metavar="[LABEL=]VALUE",
+                     help="detection threshold in (0, 1]: VALUE for every keyword (replaces the calibrated ones), "
+                     "LABEL=VALUE for one keyword; repeatable")
     run.add_argument("--reset-every", type=float, default=0.0, metavar="SECONDS",
                      help="optional reset policy: reset the state every N seconds (default: never)")
     run.add_argument("--seconds", type=float, default=0.0, help="with --mic: stop after this long (0 = until Ctrl-C)")
+    run.add_argument("--on-detect", metavar="CMD", help="run CMD for each event, without a shell and without "
+                     "blocking detection: arguments LABEL SCORE TIME SOURCE appended, also in KWS_LABEL, KWS_SCORE, "
+                     "KWS_TIME, KWS_SOURCE")
+    run.add_argument("--hook-queue", type=int, default=None, metavar="N",
+                     help=f"events that may wait for a busy --on-detect hook before new ones are dropped "
+                     f"(default {DEFAULT_QUEUE})")
+    run.add_argument("--hook-timeout", type=float, default=None, metavar="SECONDS",
+                     help=f"kill an --on-detect hook that runs longer (default {DEFAULT_TIMEOUT:g})")
     ev = sub.add_parser("eval", help="clip accuracy on a labelled folder, streamed as on a device")
     _common(ev)
     ev.add_argument("--data", required=True, type=Path, nargs="+", metavar="DIR",
@@ -69,145 +97,172 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------- run
-def _post_override(det: StreamingDetector, threshold: float | None) -> PostprocessConfig | None:
-    if threshold is None:
-        return None
-    base = det.manifest.postprocess
-    return PostprocessConfig(base.window, threshold, {}, base.refractory)
+#: `source` of events from stdin or a microphone.
+STREAM_SOURCE = "-"
 
 
-def _emit(ev: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(ev), flush=True)
-    else:
-        src = f"{ev['source']}: " if ev.get("source") else ""
-        print(f"{src}{ev['time']:9.2f} s  {ev['label']:<12} score {ev['score']:.3f}", flush=True)
+def parse_thresholds(values: Sequence[str] | None) -> tuple[float | None, dict[str, float]]:
+    """`--threshold` values: (the one for every keyword or None, {keyword: value}); ranges are checked by
+    `KeywordSpotter`."""
+    default: float | None = None
+    per_label: dict[str, float] = {}
+    for text in values or ():
+        label, sep, number = text.rpartition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            raise UserError(f"--threshold {text!r}: expected VALUE or LABEL=VALUE with a number") from None
+        if sep:
+            per_label[label] = value
+        else:
+            default = value
+    return default, per_label
 
 
-def _stream(det: StreamingDetector, chunks: Iterator[np.ndarray], source: str, as_json: bool,
-            reset_every: float, posteriors: list[np.ndarray]) -> int:
-    """Stream chunks through the detector; with a reset policy, reset every `reset_every` seconds of audio.
-    Event times count from the start of the source; posteriors of every segment are kept in order."""
-    count = 0
+class _Events:
+    """Prints events (text or one JSON object per line, always with the same keys), hands them to the
+    `--on-detect` hook and counts them."""
+
+    def __init__(self, as_json: bool, hook: DetectionHook | None, show_source: bool) -> None:
+        self.as_json, self.hook, self.show_source = as_json, hook, show_source
+        self.count = 0
+
+    def emit(self, events: list[Event], source: str, offset: float) -> None:
+        """Events of `source`, their times shifted by `offset` seconds (audio before the last reset)."""
+        for event in events:
+            d = {**event.to_dict(), "source": source}
+            d["time"] = round(d["time"] + offset, 4)
+            if self.as_json:
+                print(json.dumps(d), flush=True)
+            else:
+                prefix = f"{source}: " if self.show_source else ""
+                print(f"{prefix}{d['time']:9.2f} s  {d['label']:<12} score {d['score']:.3f}", flush=True)
+            if self.hook is not None:
+                self.hook.submit(d)
+            self.count += 1
+
+
+def _stream(spotter: KeywordSpotter, chunks: Iterable[np.ndarray], source: str, out: _Events,
+            reset_every: float, posteriors: list[np.ndarray]) -> None:
+    """Stream model-rate chunks through the spotter; with a reset policy, reset every `reset_every` seconds
+    of audio. Event times count from the start of the source; posteriors of every segment are kept in order."""
+    rate = spotter.model_rate
     consumed = 0  # samples of this source already processed before the current segment
     since_reset = 0
-    limit = int(reset_every * det.sample_rate) if reset_every > 0 else 0
+    limit = int(reset_every * rate) if reset_every > 0 else 0
     for chunk in chunks:
         while limit and since_reset + len(chunk) >= limit:
             take = limit - since_reset
-            count += _process(det, chunk[:take], source, as_json, consumed / det.sample_rate)
+            out.emit(spotter.process(chunk[:take]), source, consumed / rate)
             chunk = chunk[take:]
             consumed += limit
-            posteriors.append(det.posterior_array())
-            det.reset()
+            posteriors.append(spotter.posteriors())
+            spotter.reset()
             since_reset = 0
-        count += _process(det, chunk, source, as_json, consumed / det.sample_rate)
+        out.emit(spotter.process(chunk), source, consumed / rate)
         since_reset += len(chunk)
-    posteriors.append(det.posterior_array())
-    return count
+    posteriors.append(spotter.posteriors())
 
 
-def _process(det: StreamingDetector, chunk: np.ndarray, source: str, as_json: bool, offset: float) -> int:
-    events = det.process(chunk)
-    for e in events:
-        d = e.to_dict()
-        d["time"] = round(d["time"] + offset, 4)
-        if source:
-            d["source"] = source
-        _emit(d, as_json)
-    return len(events)
+def _stdin_chunks(rate: int, block: int = 1600) -> Iterator[np.ndarray]:
+    """Raw s16le mono from stdin at the model's rate, `block` samples at a time."""
+    converter = PcmConverter(rate, rate, source="stdin")
+    while data := sys.stdin.buffer.read(block * 2):
+        yield converter.process_bytes(data)
 
 
-def _stdin_chunks(block: int = 1600) -> Iterator[np.ndarray]:
-    buf = b""
-    stream = sys.stdin.buffer
-    while True:
-        data = stream.read(block * 2)
-        if not data:
-            break
-        buf += data
-        usable = len(buf) // 2 * 2
-        yield np.frombuffer(buf[:usable], dtype="<i2").astype(np.int16)
-        buf = buf[usable:]
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
-def _mic_chunks(rate: int, device: str | None, seconds: float, stats: dict[str, int]) -> Iterator[np.ndarray]:
-    try:
-        import sounddevice as sd  # optional dependency
-    except (ImportError, OSError) as exc:
-        raise UserError(f"--mic needs the sounddevice package and PortAudio ({exc}); pip install sounddevice") from exc
-    import queue
-
-    q: "queue.Queue[np.ndarray]" = queue.Queue()
-
-    def callback(indata, frames, time_info, status):  # noqa: ARG001 - sounddevice's signature
-        if status.input_overflow:
-            stats["overflows"] += 1
-        q.put(indata[:, 0].copy())
-
-    dev: Any = int(device) if device is not None and str(device).isdigit() else device
-    try:
-        stream = sd.InputStream(samplerate=rate, channels=1, dtype="int16", blocksize=rate // 100,
-                                device=dev, callback=callback)
-    except Exception as exc:  # noqa: BLE001 - PortAudio raises several types for missing devices
-        raise UserError(f"cannot open microphone {device if device is not None else '(default)'}: {exc}") from exc
-    deadline = time.time() + seconds if seconds > 0 else float("inf")
-    with stream:
-        while time.time() < deadline:
-            try:
-                yield q.get(timeout=0.5)
-            except queue.Empty:
-                continue
-
-
-def _detector(args: argparse.Namespace, model: Path | Manifest, quiet: bool = False, **kwargs: Any) -> StreamingDetector:
-    """The detector the common options ask for; says once on stderr if its features may not be bit-exact."""
-    det = StreamingDetector(model, args.variant, parse_runtime(args.runtime), kernels=parse_kernels(args.kernels),
-                            frontend=parse_frontend_backend(args.frontend), **kwargs)
-    note = backend_note(det.frontend.backend)
-    if note and not quiet:
-        print(note, file=sys.stderr)
-    return det
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    det = _detector(args, args.model, keep_posteriors=bool(args.probs))
-    if args.threshold is not None:
-        if not 0 < args.threshold <= 1:
-            raise UserError("--threshold must be in (0, 1]")
-        det = _detector(args, det.manifest, postprocess=_post_override(det, args.threshold),
-                        keep_posteriors=bool(args.probs), quiet=True)
-    if args.probs and args.probs.suffix != ".npy":
-        raise UserError("--probs must name a .npy file")
-    rate = det.sample_rate
-    total = 0
-    posteriors = []
+def _sources(args: argparse.Namespace, rate: int, stats: dict[str, int]) -> Iterator[tuple[str, Iterable[np.ndarray]]]:
+    """(source name, int16 mono chunks at `rate`) for each input the arguments name."""
     if args.wav:
         for path in args.wav:
             src_rate, channels, _, _ = wav_info(path)
             if src_rate != rate or channels != 1:
-                print(f"note: {path}: {src_rate} Hz, {channels} channel(s) -> resampled/mixed to {rate} Hz mono",
-                      file=sys.stderr)
-            chunks = iter_wav_chunks(path, rate)
-            det.reset()
-            total += _stream(det, chunks, str(path) if len(args.wav) > 1 else "", args.json, args.reset_every, posteriors)
+                _note(f"note: {path}: {src_rate} Hz, {channels} channel(s) -> resampled/mixed to {rate} Hz mono")
+            yield str(path), iter_wav_chunks(path, rate)
     elif args.stdin:
-        total += _stream(det, _stdin_chunks(), "", args.json, args.reset_every, posteriors)
+        yield STREAM_SOURCE, _stdin_chunks(rate)
     else:
-        stats = {"overflows": 0}
-        try:
-            total += _stream(det, _mic_chunks(rate, args.device, args.seconds, stats), "", args.json, args.reset_every, posteriors)
-        except KeyboardInterrupt:
-            posteriors.append(det.posterior_array())
-        print(f"microphone input overflows: {stats['overflows']}", file=sys.stderr)
+        yield STREAM_SOURCE, mic_chunks(rate, args.device, args.seconds, stats, notes=_note)
+
+
+def _hook_command(args: argparse.Namespace) -> list[str] | None:
+    """The checked `--on-detect` command line, or None without one."""
+    if args.on_detect is None:
+        if args.hook_queue is not None or args.hook_timeout is not None:
+            raise UserError("--hook-queue and --hook-timeout need --on-detect")
+        return None
+    return parse_command(args.on_detect)
+
+
+def cmd_list_devices(as_json: bool) -> int:
+    """`run --list-devices`: one line per audio input, `*` marking the default."""
+    devices = input_devices()
+    if not as_json and devices:
+        print(f"{'index':>5}  {'name':<40} {'channels':>8} {'default rate':>12}")
+    for d in devices:
+        if as_json:
+            print(json.dumps(d.to_dict()))
+        else:
+            print(f"{d.index:>4}{'*' if d.default else ' '}  {d.name:<40} {d.channels:>8} {d.default_rate:>9} Hz")
+    if not devices:
+        _note("no audio input devices")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.list_devices:
+        return cmd_list_devices(args.json)
+    if args.model is None:
+        raise UserError("the following arguments are required: --model")
+    if args.probs and args.probs.suffix != ".npy":
+        raise UserError("--probs must name a .npy file")
+    hook_argv = _hook_command(args)
+    threshold, per_label = parse_thresholds(args.threshold)
+    spotter = KeywordSpotter(args.model, variant=args.variant, runtime=args.runtime, kernels=args.kernels,
+                             frontend=args.frontend, threshold=threshold, thresholds=per_label,
+                             keep_posteriors=bool(args.probs))
+    if spotter.note:
+        _note(spotter.note)
+    hook = None if hook_argv is None else DetectionHook(
+        hook_argv, DEFAULT_QUEUE if args.hook_queue is None else args.hook_queue,
+        DEFAULT_TIMEOUT if args.hook_timeout is None else args.hook_timeout)
+    out = _Events(args.json, hook, show_source=bool(args.wav) and len(args.wav) > 1)
+    posteriors: list[np.ndarray] = []
+    stats = {"overflows": 0}
+    try:
+        for source, chunks in _sources(args, spotter.model_rate, stats):
+            spotter.reset()
+            _stream(spotter, chunks, source, out, args.reset_every, posteriors)
+    except KeyboardInterrupt:
+        if not args.mic:
+            raise
+        posteriors.append(spotter.posteriors())
+    finally:
+        if hook is not None:
+            hook.close()
+    if args.mic:
+        _note(f"microphone input overflows: {stats['overflows']}")
     if args.probs:
-        np.save(args.probs, np.concatenate(posteriors) if posteriors else np.zeros((0, len(det.labels))))
-    if not args.json:
-        print(f"{total} event(s)", file=sys.stderr)
+        np.save(args.probs, np.concatenate(posteriors) if posteriors else np.zeros((0, len(spotter.labels))))
+    _note(f"{out.count} event(s)")
     return 0
 
 
 # ----------------------------------------------------------------------------- eval
+def _detector(args: argparse.Namespace, model: Path | Manifest) -> StreamingDetector:
+    """The detector the common options ask for; says once on stderr if its features may not be bit-exact."""
+    det = StreamingDetector(model, args.variant, parse_runtime(args.runtime), kernels=parse_kernels(args.kernels),
+                            frontend=parse_frontend_backend(args.frontend))
+    note = backend_note(det.frontend.backend)
+    if note:
+        _note(note)
+    return det
+
+
 def reset_posteriors(det: StreamingDetector, pcm: Iterable[np.ndarray]) -> list[np.ndarray]:
     """Frame posteriors of each clip streamed alone from a reset state (float probabilities)."""
     det.keep_posteriors = True
@@ -463,8 +518,9 @@ COMMANDS = {"run": cmd_run, "eval": cmd_eval, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Entry point of `python -m edge` and the `kws-edge` console command; returns the exit status."""
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

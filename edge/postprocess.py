@@ -87,6 +87,8 @@ def grid_threshold(limit: int, window: int, scale: float) -> float:
 
 @dataclass(frozen=True)
 class Event:
+    """One keyword detection; `to_dict()` is the `python -m edge run --json` line without `source`."""
+
     label: str
     frame: int  # index of the frame at which it fired
     time_s: float  # end of that frame's analysis window, seconds from the start of the stream

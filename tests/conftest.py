@@ -94,3 +94,21 @@ def artifacts(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     build_artifacts(trained_run, out, ExportOptions(verify_seconds=60, calibration_seconds=90, min_agreement=0.9,
                                                     threshold_minutes=3.0), progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def stream_wav(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 12 s of real test-split speech: keywords and other words with gaps."""
+    import numpy as np
+
+    from edge.audio import load_wav, write_wav
+    from edge.datasets import Recipe, load_dataset
+
+    ds = load_dataset(Recipe.SPEECH_COMMANDS, sc_dir)
+    test = ds.split("test")
+    picks = [c for c in test if c.label == "yes"][:3] + [c for c in test if c.label == "no"][:3] + [c for c in test if c.label == "_unknown_"][:3]
+    gap = np.zeros(4000, dtype=np.int16)
+    pcm = np.concatenate([np.concatenate([load_wav(c.path, 16000), gap]) for c in picks])
+    p = tmp_path_factory.mktemp("wav") / "stream.wav"
+    write_wav(p, pcm, 16000)
+    return p

@@ -131,6 +131,39 @@ def test_unknown_runtime(artifacts: Path, tmp_path: Path) -> None:
                          "--runtime", "npu"), "unknown runtime")
 
 
+#: `edge run` flags of the service features: each bad value is one line, before any audio is read.
+BAD_RUN_FLAGS: dict[str, tuple[list[str], str]] = {
+    "hook program missing": (["--on-detect", "/nonexistent/on-keyword --loud"], "program '/nonexistent/on-keyword' not found"),
+    "hook command empty": (["--on-detect", " "], "empty command"),
+    "hook command unbalanced quote": (["--on-detect", "true 'yes"], "cannot split"),
+    "hook queue zero": (["--on-detect", "true", "--hook-queue", "0"], "--hook-queue must be at least 1"),
+    "hook queue not a number": (["--on-detect", "true", "--hook-queue", "many"], "invalid int value"),
+    "hook timeout zero": (["--on-detect", "true", "--hook-timeout", "0"], "--hook-timeout must be positive"),
+    "hook options without a hook": (["--hook-queue", "4"], "need --on-detect"),
+    "threshold for no keyword": (["--threshold", "yess=0.5"], "not keywords of this model: yess"),
+    "threshold for a background label": (["--threshold", "_silence_=0.5"], "not keywords of this model: _silence_"),
+    "threshold not a number": (["--threshold", "yes=high"], "expected VALUE or LABEL=VALUE"),
+    "threshold out of range": (["--threshold", "yes=0"], "bad threshold"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RUN_FLAGS))
+def test_bad_run_flags(artifacts: Path, tmp_path: Path, case: str) -> None:
+    flags, needle = BAD_RUN_FLAGS[case]
+    wav = _wav(tmp_path, "ok.wav", _speechish())
+    _one_line_error(_run("edge", "run", "--model", str(artifacts), "--wav", str(wav), *flags), needle)
+
+
+def test_run_without_model_or_sounddevice(tmp_path: Path) -> None:
+    """--model is needed except for --list-devices, which needs sounddevice (not installed here)."""
+    _one_line_error(_run("edge", "run", "--wav", str(_wav(tmp_path, "ok.wav", _speechish()))),
+                    "required: --model")
+    r = _run("edge", "run", "--list-devices")
+    if r.returncode == 0:  # a machine with sounddevice and PortAudio: nothing to check here
+        return
+    _one_line_error(r, "sounddevice")
+
+
 def test_hour_long_wav_streams_in_flat_memory(artifacts: Path, tmp_path: Path) -> None:
     """A 1-hour WAV is read in blocks: peak memory of the run stays far below the file's decoded size."""
     wav = tmp_path / "hour.wav"

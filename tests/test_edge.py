@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from edge.audio import load_wav, write_wav
+from edge.audio import load_wav
 from edge.detector import StreamingDetector
 from edge.interpreters import Runtime
 
@@ -35,21 +36,6 @@ BLOCKER = textwrap.dedent(
 def _edge(*args: str, blocked: bool = True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-c", BLOCKER, *args] if blocked else [sys.executable, "-m", "edge", *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def stream_wav(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 12 s of real test-split speech: keywords and other words with gaps."""
-    from edge.datasets import Recipe, load_dataset
-
-    ds = load_dataset(Recipe.SPEECH_COMMANDS, sc_dir)
-    test = ds.split("test")
-    picks = [c for c in test if c.label == "yes"][:3] + [c for c in test if c.label == "no"][:3] + [c for c in test if c.label == "_unknown_"][:3]
-    gap = np.zeros(4000, dtype=np.int16)
-    pcm = np.concatenate([np.concatenate([load_wav(c.path, 16000), gap]) for c in picks])
-    p = tmp_path_factory.mktemp("wav") / "stream.wav"
-    write_wav(p, pcm, 16000)
-    return p
 
 
 def test_edge_imports_without_torch_or_tensorflow(artifacts: Path, stream_wav: Path) -> None:
@@ -164,7 +150,9 @@ def test_run_cli_outputs(artifacts: Path, stream_wav: Path, tmp_path: Path) -> N
     raw = load_wav(stream_wav, 16000).astype("<i2").tobytes()
     r2 = subprocess.run([sys.executable, "-m", "edge", "run", "--model", str(artifacts), "--stdin", "--json", "--threshold", "0.3"],
                         cwd=REPO, input=raw, capture_output=True, timeout=300)
-    assert [json.loads(l) for l in r2.stdout.decode().splitlines()] == events
+    stdin_events = [json.loads(l) for l in r2.stdout.decode().splitlines()]
+    assert [{**e, "source": str(stream_wav)} for e in stdin_events] == events
+    assert all(e["source"] == "-" for e in stdin_events)
 
 
 def test_run_gives_the_same_output_with_either_front_end(artifacts: Path, stream_wav: Path, tmp_path: Path,
@@ -322,37 +310,28 @@ def test_user_errors_are_one_line(artifacts: Path, stream_wav: Path, args: list[
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
 
 
-FAKE_SOUNDDEVICE = textwrap.dedent(
-    '''
-    """Stand-in for the sounddevice package (no audio hardware here): plays a WAV through the callback
-    in 10 ms blocks, flagging an input overflow on every 50th block, as PortAudio reports them."""
-    import os, threading
-    import numpy as np
-    from edge.audio import load_wav
+#: The stand-in sounddevice module (tests/stand_ins/sounddevice.py): no audio hardware here.
+STAND_INS = REPO / "tests" / "stand_ins"
 
-    class _Status:
-        def __init__(self, overflow):
-            self.input_overflow = overflow
 
-    class InputStream:
-        def __init__(self, samplerate, channels, dtype, blocksize, device, callback):
-            if device not in (None, 0):
-                raise ValueError(f"no such device {device!r}")
-            self.pcm = load_wav(os.environ["FAKE_MIC_WAV"], samplerate)
-            self.block, self.callback = blocksize, callback
+def _with_mic(wav: Path | None = None) -> dict[str, str]:
+    """Environment whose `import sounddevice` is the stand-in, its microphone playing `wav` in its own format."""
+    import os
 
-        def __enter__(self):
-            def play():
-                for k, i in enumerate(range(0, len(self.pcm) - self.block + 1, self.block)):
-                    self.callback(self.pcm[i:i + self.block].reshape(-1, 1), self.block, None, _Status(k % 50 == 49))
-            self.thread = threading.Thread(target=play)
-            self.thread.start()
-            return self
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(STAND_INS), str(REPO)])}
+    if wav is not None:
+        env["FAKE_MIC_WAV"] = str(wav)
+    return env
 
-        def __exit__(self, *exc):
-            self.thread.join()
-    '''
-)
+
+def _run_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _events(stdout: str) -> list[dict]:
+    """JSON event lines without their `source` (to compare the same audio from different inputs)."""
+    return [{k: v for k, v in json.loads(l).items() if k != "source"} for l in stdout.splitlines()]
 
 
 def test_mic_without_sounddevice_or_device_is_one_line(artifacts: Path) -> None:
@@ -362,21 +341,74 @@ def test_mic_without_sounddevice_or_device_is_one_line(artifacts: Path) -> None:
     assert len(lines) == 1 and ("sounddevice" in lines[0] or "microphone" in lines[0])
 
 
-def test_mic_streams_and_counts_overflows(artifacts: Path, stream_wav: Path, tmp_path: Path) -> None:
-    """--mic detects what --wav detects on the same audio, and input overflows are counted, not fatal."""
-    import os
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (48000, 2), (44100, 1)])
+def test_mic_streams_at_its_native_format_and_counts_overflows(artifacts: Path, stream_wav: Path, tmp_path: Path,
+                                                               rate: int, channels: int) -> None:
+    """--mic opens the device at its own rate and channel count and converts like a file: its events are
+    those of `--wav` on a recording of the same format; input overflows are counted, not fatal."""
+    from edge.audio import resample
 
-    (tmp_path / "sounddevice.py").write_text(FAKE_SOUNDDEVICE)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]), "FAKE_MIC_WAV": str(stream_wav)}
-    seconds = len(load_wav(stream_wav, 16000)) / 16000
+    pcm = load_wav(stream_wav, 16000)
+    pcm = pcm[: len(pcm) // 160 * 160]  # whole 10 ms blocks at every rate here: the stand-in plays all of it
+    wav = tmp_path / f"mic{rate}x{channels}.wav"
+    x = resample(pcm / 32768.0, 16000, rate)
+    # stereo: the right channel at half the level, so the mix-down is not a plain copy
+    sf.write(wav, np.stack([x, 0.5 * x], 1) if channels == 2 else x, rate, subtype="PCM_16")
+    seconds = len(pcm) / 16000
     args = ["--model", str(artifacts), "--json", "--threshold", "0.3"]
-    mic = subprocess.run([sys.executable, "-m", "edge", "run", *args, "--mic", "--seconds", str(seconds + 3)],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    mic = _run_env(_with_mic(wav), "run", *args, "--mic", "--seconds", str(seconds + 3))
     assert mic.returncode == 0, mic.stderr
-    blocks = int(seconds * 100)
-    assert f"microphone input overflows: {blocks // 50}" in mic.stderr
-    wav = _edge("run", *args, "--wav", str(stream_wav))
-    assert [json.loads(l) for l in mic.stdout.splitlines()] == [json.loads(l) for l in wav.stdout.splitlines()]
-    bad = subprocess.run([sys.executable, "-m", "edge", "run", *args, "--mic", "--device", "7"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "cannot open microphone 7" in bad.stderr
+    assert f"microphone input overflows: {len(pcm) // 160 // 50}" in mic.stderr
+    assert (f"{rate} Hz, {channels} channel(s) -> resampled/mixed to 16000 Hz mono" in mic.stderr) == (rate != 16000 or channels != 1)
+    assert all(json.loads(l)["source"] == "-" for l in mic.stdout.splitlines())
+    assert _events(mic.stdout) == _events(_edge("run", *args, "--wav", str(wav)).stdout)
+    if rate != 16000 or channels != 1:  # and the converted microphone behaves like the 16 kHz original
+        sf.write(tmp_path / "original.wav", pcm, 16000, subtype="PCM_16")
+        original = _events(_edge("run", *args, "--wav", str(tmp_path / "original.wav")).stdout)
+        converted = _events(mic.stdout)
+        assert [e["label"] for e in converted] == [e["label"] for e in original]
+        # resampling there and back and the 0.75 mix-down level move the smoothed posterior a little: an event
+        # may fire a few 10 ms frames earlier or later
+        assert all(abs(a["time"] - b["time"]) <= 0.05 for a, b in zip(converted, original))
+
+
+def test_mic_device_that_cannot_open_is_one_line(artifacts: Path, stream_wav: Path) -> None:
+    args = ["run", "--model", str(artifacts), "--mic"]
+    for device, why in (("7", "No input device matching 7"), ("1", "No input device matching 1"),
+                        ("2", "Device unavailable")):
+        bad = _run_env(_with_mic(stream_wav), *args, "--device", device)
+        lines = [l for l in bad.stderr.strip().splitlines() if not l.startswith("INFO: Created TensorFlow Lite")]
+        assert bad.returncode == 2 and len(lines) == 1, bad.stderr
+        assert f"cannot open microphone {device}" in lines[0] and why in lines[0]
+
+
+def test_list_devices(tmp_path: Path) -> None:
+    """Input devices only, with their native channel count and rate; the default marked; no model needed."""
+    wav = tmp_path / "m.wav"
+    sf.write(wav, np.zeros((4800, 2)), 48000, subtype="PCM_16")
+    r = _run_env(_with_mic(wav), "run", "--list-devices")
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.splitlines()
+    assert rows[0].split() == ["index", "name", "channels", "default", "rate"]
+    assert rows[1].split() == ["0*", "Fake", "USB", "microphone", "2", "48000", "Hz"]
+    assert rows[2].split() == ["2", "Fake", "line", "in", "2", "44100", "Hz"] and len(rows) == 3
+    j = _run_env(_with_mic(wav), "run", "--list-devices", "--json")
+    assert [json.loads(l) for l in j.stdout.splitlines()] == [
+        {"index": 0, "name": "Fake USB microphone", "channels": 2, "default_rate": 48000, "default": True},
+        {"index": 2, "name": "Fake line in", "channels": 2, "default_rate": 44100, "default": False}]
+
+
+def test_json_events_have_the_same_keys_for_any_number_of_inputs(artifacts: Path, stream_wav: Path) -> None:
+    """Every --json line has `source` (the file, `-` for stdin): one file or several, the keys are the same;
+    the count of events goes to stderr on its own line."""
+    args = ["run", "--model", str(artifacts), "--json", "--threshold", "0.3"]
+    one = _edge(*args, "--wav", str(stream_wav))
+    two = _edge(*args, "--wav", str(stream_wav), str(stream_wav))
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    lines1, lines2 = [json.loads(l) for l in one.stdout.splitlines()], [json.loads(l) for l in two.stdout.splitlines()]
+    assert lines1 and len(lines2) == 2 * len(lines1)
+    keys = {tuple(d) for d in lines1 + lines2}
+    assert keys == {("label", "frame", "time", "score", "source")}
+    assert {d["source"] for d in lines1 + lines2} == {str(stream_wav)}
+    for out, n in ((one, len(lines1)), (two, len(lines2))):
+        assert f"{n} event(s)" in out.stderr.splitlines()
