@@ -12,6 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from edge.args import Parser, finite_number, output_file
 from edge.audio import iter_wav_chunks, wav_info
 from edge.datasets import (AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, reuse_by_name,
                            standard_clips, synthetic_noise)
@@ -23,6 +24,8 @@ from edge.manifest import Manifest
 from edge.postprocess import PostprocessConfig, clip_decision, standard_summary, summarize
 
 VARIANTS = ("int8", "float32", "int16x8")
+#: `bench --seconds` range: percentiles over at least 50 frames; at most ~0.5 GB of generated test audio.
+BENCH_SECONDS = (0.5, 3600.0)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -38,7 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m edge", description="Streaming keyword spotting on the device.")
+    parser = Parser(prog="python -m edge", description="Streaming keyword spotting on the device.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="detect keywords in WAV files, raw stdin audio or a microphone")
     _common(run)
@@ -47,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--stdin", action="store_true", help="raw s16le mono audio at the model's sample rate")
     src.add_argument("--mic", action="store_true", help="live microphone (needs the sounddevice package)")
     run.add_argument("--device", default=None, help="microphone device index or name (with --mic)")
-    run.add_argument("--probs", type=Path, help="write frame posteriors [frames, labels] to this .npy file")
+    run.add_argument("--probs", type=output_file(".npy"),
+                     help="write frame posteriors [frames, labels] to this .npy file")
     run.add_argument("--threshold", type=float, help="override the detection threshold for every keyword")
-    run.add_argument("--reset-every", type=float, default=0.0, metavar="SECONDS",
+    run.add_argument("--reset-every", type=finite_number(0), default=0.0, metavar="SECONDS",
                      help="optional reset policy: reset the state every N seconds (default: never)")
     run.add_argument("--seconds", type=float, default=0.0, help="with --mic: stop after this long (0 = until Ctrl-C)")
     ev = sub.add_parser("eval", help="clip accuracy on a labelled folder, streamed as on a device")
@@ -60,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test", choices=("train", "validation", "test"))
     ev.add_argument("--carry-state", action="store_true",
                     help="never reset: clips separated by background audio in one stream")
-    ev.add_argument("--limit", type=int, default=0, help="evaluate at most N clips (0 = all)")
+    ev.add_argument("--limit", type=finite_number(0, integer=True), default=0,
+                    help="evaluate at most N clips (0 = all)")
     be = sub.add_parser("bench", help="per-frame latency, real-time factor, memory; vs the naive window baseline")
     _common(be)
-    be.add_argument("--seconds", type=float, default=20.0, help="audio to stream (default 20 s)")
+    be.add_argument("--seconds", type=finite_number(*BENCH_SECONDS), default=20.0,
+                    help=f"audio to stream, {BENCH_SECONDS[0]:g}-{BENCH_SECONDS[1]:g} s (default 20 s)")
     be.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1: one core)")
     return parser
 
@@ -177,9 +183,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UserError("--threshold must be in (0, 1]")
         det = _detector(args, det.manifest, postprocess=_post_override(det, args.threshold),
                         keep_posteriors=bool(args.probs), quiet=True)
-    if args.probs and args.probs.suffix != ".npy":
-        raise UserError("--probs must name a .npy file")
     rate = det.sample_rate
+    if 0 < args.reset_every * rate < 1:
+        raise UserError(f"--reset-every {args.reset_every:g} s is shorter than one sample at {rate} Hz")
     total = 0
     posteriors = []
     if args.wav:
@@ -423,8 +429,6 @@ def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threa
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.seconds <= 0:
-        raise UserError("--seconds must be positive")
     r = bench(args.model, args.variant, parse_runtime(args.runtime), args.seconds, args.threads,
               parse_kernels(args.kernels), frontend=parse_frontend_backend(args.frontend))
     note = backend_note(FrontendBackend(r["frontend"]))
@@ -463,8 +467,8 @@ COMMANDS = {"run": cmd_run, "eval": cmd_eval, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # argument errors are UserErrors too (edge.args.Parser)
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
