@@ -2,20 +2,34 @@
 
 Everything is streamable: `iter_wav_chunks` reads a file block by block and resamples with carried state,
 so an hour-long file costs the same memory as a second. `load_wav` is the concatenation of the chunks.
+Only samples the decoder returned are ever used: a file shorter than its header says is read to its end
+with one note on stderr, a decoder failure is an `AudioError`, and so is a sample rate outside
+MIN_SAMPLE_RATE..MAX_SAMPLE_RATE.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from edge.errors import AudioError
+from edge.quiet import filtered_fd2
 
 #: Samples per block read from disk by `iter_wav_chunks`.
 DEFAULT_BLOCK = 16000
+
+#: Sample rates (Hz) a file may declare. Outside them a header is corrupt rather than real, and the resampler's
+#: filter, 32 taps per unit of the larger term of the reduced rate ratio, would ask for gigabytes.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 192_000
+
+#: Bytes per sample of the subtypes whose WAV data size gives the sample count (fixed-size samples).
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                 "ULAW": 1, "ALAW": 1}
 
 
 def _soundfile():
@@ -179,6 +193,25 @@ class PcmConverter:
         return float_to_int16(self._resampler.flush()) if self._resampler else np.zeros(0, dtype=np.int16)
 
 
+def _reason(exc: Exception) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_mpeg(path: Path) -> bool:
+    """Whether the file starts like an MP3 stream (an ID3 tag or an MPEG audio frame sync)."""
+    with open(path, "rb") as f:
+        head = f.read(3)
+    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+def _mpg123_chatter(line: str) -> bool:
+    """libmpg123's own stderr line on opening an MP3 shorter than its Xing header says (`_read_blocks` gives
+    the one note about that instead)."""
+    return line.startswith("Warning: Xing stream size off by more than 1%")
+
+
 def _open(path: Path):
     sf = _soundfile()
     path = Path(path)
@@ -189,13 +222,64 @@ def _open(path: Path):
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file")
     try:
-        handle = sf.SoundFile(str(path))
+        if _is_mpeg(path):
+            with filtered_fd2(_mpg123_chatter):
+                handle = sf.SoundFile(str(path))
+        else:
+            handle = sf.SoundFile(str(path))
     except (RuntimeError, sf.LibsndfileError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path}: not a readable audio file ({str(exc).splitlines()[0]})") from exc
+        raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from exc
     if handle.frames == 0:
         handle.close()
         raise AudioError(f"{path}: contains no audio samples")
+    if not MIN_SAMPLE_RATE <= handle.samplerate <= MAX_SAMPLE_RATE:
+        handle.close()
+        raise AudioError(f"{path}: sample rate {handle.samplerate} Hz is outside the supported "
+                         f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz (a corrupt header?)")
     return handle
+
+
+def _riff_data_bytes(path: Path) -> int | None:
+    """The size a RIFF/WAVE header declares for its data chunk; None when the file is not RIFF/WAVE, has no
+    data chunk, or carries a streaming writer's placeholder size (0 or 0xFFFFFFFF: "until the end")."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return None
+        while len(chunk := f.read(8)) == 8:
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                return None if size in (0, 0xFFFFFFFF) else size
+            f.seek(size + (size & 1), os.SEEK_CUR)  # chunks are padded to an even size
+    return None
+
+
+def declared_frames(path: Path, handle) -> int:
+    """Samples per channel the file's header declares. libsndfile's own count is what a WAV actually holds when
+    its header promises more, so a WAV's data chunk size is read here; other formats use libsndfile's count."""
+    width = _SAMPLE_BYTES.get(handle.subtype)
+    size = _riff_data_bytes(path) if handle.format in ("WAV", "WAVEX") and width else None
+    return handle.frames if size is None else max(handle.frames, size // (width * handle.channels))
+
+
+def _read_blocks(handle, path: Path, block: int, dtype: str) -> Iterator[np.ndarray]:
+    """[samples, channels] arrays, each freshly allocated and holding only what the decoder returned, until it
+    returns nothing. One `note:` line on stderr when the file holds fewer samples than its header declares."""
+    declared, total = declared_frames(path, handle), 0
+    while True:
+        try:
+            data = handle.read(block, dtype=dtype, always_2d=True)
+        except RuntimeError as exc:  # soundfile.LibsndfileError: the decoder failed (e.g. a truncated FLAC)
+            raise AudioError(f"{path}: cannot be decoded after sample {total} ({_reason(exc)})") from exc
+        if len(data) == 0:
+            break
+        total += len(data)
+        yield data
+    if total == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    if total < declared:
+        print(f"note: {path}: the header declares {declared} samples but the file holds {total} "
+              f"(truncated?); the {total} present were used", file=sys.stderr)
 
 
 def wav_info(path: Path) -> tuple[int, int, int, str]:
@@ -217,11 +301,11 @@ def iter_wav_chunks(path: Path, target_rate: int, block: int = DEFAULT_BLOCK) ->
     """
     with _open(path) as f:
         if _is_exact_int16(f) and f.samplerate == target_rate:
-            for data in f.blocks(blocksize=block, dtype="int16", always_2d=True):
+            for data in _read_blocks(f, path, block, "int16"):
                 yield data[:, 0].copy()
             return
         converter = PcmConverter(f.samplerate, target_rate, f.channels, source=str(path))
-        for data in f.blocks(blocksize=block, dtype="float64", always_2d=True):
+        for data in _read_blocks(f, path, block, "float64"):
             out = converter.process(data)
             if len(out):
                 yield out

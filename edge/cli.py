@@ -10,10 +10,11 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, NoReturn, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from edge.args import Parser, finite_number, output_file
 from edge.audio import PcmConverter, iter_wav_chunks, wav_info
 from edge.datasets import (AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, reuse_by_name,
                            standard_clips, synthetic_noise)
@@ -27,12 +28,8 @@ from edge.mic import input_devices, mic_chunks
 from edge.postprocess import Event, clip_decision, standard_summary, summarize
 from edge.spotter import VARIANTS, KeywordSpotter
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are `UserError`s: one `error:` line, exit status 2."""
-
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        raise UserError(message)
+#: `bench --seconds` range: percentiles over at least 50 frames; at most ~0.5 GB of generated test audio.
+BENCH_SECONDS = (0.5, 3600.0)
 
 
 def _common(p: argparse.ArgumentParser, model_required: bool = True) -> None:
@@ -53,7 +50,7 @@ def program_name() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=program_name(), description="Streaming keyword spotting on the device.")
+    parser = Parser(prog=program_name(), description="Streaming keyword spotting on the device.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="detect keywords in WAV files, raw stdin audio or a microphone")
     _common(run, model_required=False)
@@ -65,11 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--list-devices", action="store_true",
                      help="print the audio input devices (index, name, channels, default rate) and exit")
     run.add_argument("--device", default=None, help="microphone device index or name (with --mic)")
-    run.add_argument("--probs", type=Path, help="write frame posteriors [frames, labels] to this .npy file")
+    run.add_argument("--probs", type=output_file(".npy"), help="write frame posteriors [frames, labels] to this .npy file")
     run.add_argument("--threshold", action="append", metavar="[LABEL=]VALUE",
                      help="detection threshold in (0, 1]: VALUE for every keyword (replaces the calibrated ones), "
                      "LABEL=VALUE for one keyword; repeatable")
-    run.add_argument("--reset-every", type=float, default=0.0, metavar="SECONDS",
+    run.add_argument("--reset-every", type=finite_number(0), default=0.0, metavar="SECONDS",
                      help="optional reset policy: reset the state every N seconds (default: never)")
     run.add_argument("--seconds", type=float, default=0.0, help="with --mic: stop after this long (0 = until Ctrl-C)")
     run.add_argument("--on-detect", metavar="CMD", help="run CMD for each event, without a shell and without "
@@ -88,10 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test", choices=("train", "validation", "test"))
     ev.add_argument("--carry-state", action="store_true",
                     help="never reset: clips separated by background audio in one stream")
-    ev.add_argument("--limit", type=int, default=0, help="evaluate at most N clips (0 = all)")
+    ev.add_argument("--limit", type=finite_number(0, integer=True), default=0,
+                    help="evaluate at most N clips (0 = all)")
     be = sub.add_parser("bench", help="per-frame latency, real-time factor, memory; vs the naive window baseline")
     _common(be)
-    be.add_argument("--seconds", type=float, default=20.0, help="audio to stream (default 20 s)")
+    be.add_argument("--seconds", type=finite_number(*BENCH_SECONDS), default=20.0,
+                    help=f"audio to stream, {BENCH_SECONDS[0]:g}-{BENCH_SECONDS[1]:g} s (default 20 s)")
     be.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1: one core)")
     return parser
 
@@ -227,6 +226,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                              keep_posteriors=bool(args.probs))
     if spotter.note:
         _note(spotter.note)
+    if 0 < args.reset_every * spotter.model_rate < 1:
+        raise UserError(f"--reset-every {args.reset_every:g} s is shorter than one sample at {spotter.model_rate} Hz")
     hook = None if hook_argv is None else DetectionHook(
         hook_argv, DEFAULT_QUEUE if args.hook_queue is None else args.hook_queue,
         DEFAULT_TIMEOUT if args.hook_timeout is None else args.hook_timeout)
@@ -478,8 +479,6 @@ def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threa
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.seconds <= 0:
-        raise UserError("--seconds must be positive")
     r = bench(args.model, args.variant, parse_runtime(args.runtime), args.seconds, args.threads,
               parse_kernels(args.kernels), frontend=parse_frontend_backend(args.frontend))
     note = backend_note(FrontendBackend(r["frontend"]))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 import importlib
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -59,6 +60,48 @@ def parse_kernels(name: str) -> Kernels:
         raise UserError(f"unknown kernels {name!r}; choose one of: {', '.join(k.value for k in Kernels)}") from None
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    """An input or output of the loaded model, as the interpreter sees it (what a manifest must agree with)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # numpy name: "int8", "int16", "float32", ...
+    scale: float | None  # None: not quantized
+    zero_point: int | None
+
+
+def _quantized(scale: float, zero_point: int) -> tuple[float | None, int | None]:
+    """(scale, zero point), or (None, None) for a tensor without quantization (TFLite reports scale 0)."""
+    return (None, None) if scale == 0 else (float(scale), int(zero_point))
+
+
+def _tflite_tensor(detail: dict[str, Any]) -> TensorInfo:
+    scale, zero_point = _quantized(*detail["quantization"])
+    return TensorInfo(str(detail["name"]), tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name,
+                      scale, zero_point)
+
+
+def _flatbuffer_io(mod: Any, model_bytes: bytes) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """Inputs and outputs of the main subgraph read from the .tflite flatbuffer with the schema that ships with
+    TFLite Micro (its interpreter does not list its inputs and outputs)."""
+    model = mod.convert_bytearray_to_object(bytearray(model_bytes))
+    graph = model.subgraphs[0]
+    type_names = {v: k.lower() for k, v in vars(mod.schema_fb.TensorType).items() if k.isupper()}
+
+    def info(index: int) -> TensorInfo:
+        t = graph.tensors[index]
+        q = t.quantization
+        scales = [] if q is None or q.scale is None else list(q.scale)
+        zero_points = [0] if q is None or q.zeroPoint is None or len(q.zeroPoint) == 0 else list(q.zeroPoint)
+        scale, zero_point = _quantized(scales[0] if len(scales) == 1 else 0, zero_points[0])
+        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+        return TensorInfo(name, shape, type_names.get(t.type, f"type {t.type}"), scale, zero_point)
+
+    return [info(i) for i in graph.inputs], [info(i) for i in graph.outputs]
+
+
 def _import(runtime: Runtime):
     return importlib.import_module(_MODULES[runtime])
 
@@ -94,6 +137,7 @@ class ModelRunner:
                 kwargs = {"arena_size": arena_size} if arena_size else {}
                 self._tflm = mod.Interpreter.from_bytes(model_bytes, **kwargs)
                 self._impl = None
+                self.inputs, self.outputs = _flatbuffer_io(mod, model_bytes)
             else:
                 cls = mod.Interpreter
                 kwargs = {}
@@ -101,8 +145,12 @@ class ModelRunner:
                     kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_REF
                 self._impl = cls(model_content=model_bytes, num_threads=num_threads, **kwargs)
                 self._impl.allocate_tensors()
-                self._in = [d["index"] for d in self._impl.get_input_details()]
-                self._out = [d["index"] for d in self._impl.get_output_details()]
+                inputs, outputs = self._impl.get_input_details(), self._impl.get_output_details()
+                self._in = [d["index"] for d in inputs]
+                self._out = [d["index"] for d in outputs]
+                #: the model's inputs and outputs by position, to check a manifest against
+                self.inputs: Sequence[TensorInfo] = [_tflite_tensor(d) for d in inputs]
+                self.outputs: Sequence[TensorInfo] = [_tflite_tensor(d) for d in outputs]
                 # bound once: these run several times per 10 ms frame
                 self._set_tensor, self._get_tensor, self._invoke = (
                     self._impl.set_tensor, self._impl.get_tensor, self._impl.invoke)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 
-from edge.errors import ManifestError
 from edge.frontend import features_to_float
 from edge.interpreters import Kernels, ModelRunner, Runtime
-from edge.manifest import Manifest, VariantSpec
+from edge.manifest import Manifest, VariantSpec, check_model_io
 from edge.quant import quantize_features
+
+
+def open_model(spec: VariantSpec, runtime: Runtime, labels: Sequence[str], state_pairs: Sequence[tuple[str, str]],
+               **kwargs: Any) -> ModelRunner:
+    """The variant's .tflite file in an interpreter, refused (ManifestError) unless the manifest's description
+    of it agrees with the model (`edge.manifest.check_model_io`)."""
+    runner = ModelRunner(spec.path.read_bytes(), runtime, **kwargs)
+    check_model_io(spec, runner.inputs, runner.outputs, labels, state_pairs)
+    return runner
 
 
 @dataclass
@@ -31,10 +40,9 @@ class StreamingModel:
         self.manifest = manifest
         self.spec: VariantSpec = manifest.variant(variant)
         self.variant = variant
-        data = self.spec.path.read_bytes()
         arena = self.spec.raw.get("tflm_arena_bytes")
-        self.runner = ModelRunner(data, runtime, num_threads=num_threads,
-                                  arena_size=int(arena * 1.25) + 4096 if arena else None, kernels=kernels)
+        self.runner = open_model(self.spec, runtime, manifest.labels, manifest.state_pairs, num_threads=num_threads,
+                                 arena_size=int(arena * 1.25) + 4096 if arena else None, kernels=kernels)
         self.kernels = kernels
         self.runtime = self.runner.runtime
         self._features = self.spec.input("features")
@@ -42,13 +50,8 @@ class StreamingModel:
         self._pairs = [(self.spec.input(a), self.spec.output(b)) for a, b in manifest.state_pairs]
         self._feature_pos, self._probs_pos = self._features["position"], self._probs["position"]
         self._state_io = [(a["name"], a["position"], b["position"]) for a, b in self._pairs]
-        for a, b in self._pairs:
-            if (a["scale"], a["zero_point"]) != (b["scale"], b["zero_point"]):
-                raise ManifestError(f"{self.spec.path}: state {a['name']} input and output quantization differ")
         self.io_dtype = self._features["dtype"]
         fq = self.spec.feature_quantizer
-        if self.io_dtype != "float32" and (not fq or not {"scale", "zero_point", "dtype"} <= set(fq)):
-            raise ManifestError(f"{self.spec.path}: quantized model without a valid feature_quantizer in the manifest")
         # Every uint16 front-end value mapped once through the one quantization rule: a table lookup per
         # frame is exactly `quantize_features`, without its float arithmetic on the hot path.
         self._lut = None if self.io_dtype == "float32" else quantize_features(

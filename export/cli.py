@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from edge.args import Parser, finite_number
 from edge.errors import EXIT_USER_ERROR, UserError
 
 SUBCOMMANDS = ("build", "verify", "report", "codegen", "soak")
+#: Shortest held-out stream for the fidelity check (build --verify-seconds, verify --seconds).
+MIN_VERIFY_SECONDS = 60.0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from export.calibrate import DEFAULT_MINUTES, DEFAULT_TARGET_FA_PER_HOUR
 
-    parser = argparse.ArgumentParser(prog="python -m export", description="Export, verify and report.")
+    parser = Parser(prog="python -m export", description="Export, verify and report.")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="a training run -> verified artifacts folder (the default command)")
     b.add_argument("run", type=Path, help="training run folder")
@@ -25,22 +27,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="replace an existing artifacts folder")
     b.add_argument("--data", nargs="+", default=None, metavar="DIR",
                    help="dataset folder(s), if not the ones the run was trained on")
-    b.add_argument("--min-agreement", type=float, default=0.98,
+    b.add_argument("--min-agreement", type=finite_number(0, 1), default=0.98,
                    help="fail if int8 vs float frame argmax agreement is below this (default 0.98)")
-    b.add_argument("--verify-seconds", type=float, default=90.0, help="held-out audio for the fidelity check (>= 60)")
+    b.add_argument("--verify-seconds", type=finite_number(MIN_VERIFY_SECONDS), default=90.0,
+                   help=f"held-out audio for the fidelity check (>= {MIN_VERIFY_SECONDS:g})")
     b.add_argument("--no-baseline", action="store_true", help="skip the non-streaming window model")
-    b.add_argument("--target-fa-per-hour", default=f"{DEFAULT_TARGET_FA_PER_HOUR:g}", metavar="X",
-                   help="set each keyword's threshold for at most X false alarms per hour in all (X / keywords "
-                        "each) on a validation-split stream (default %(default)s)")
-    b.add_argument("--threshold-minutes", default=f"{DEFAULT_MINUTES:g}", metavar="M",
-                   help="length of that validation stream in minutes (default %(default)s)")
+    b.add_argument("--target-fa-per-hour", type=finite_number(0, above=True), default=DEFAULT_TARGET_FA_PER_HOUR,
+                   metavar="X", help="set each keyword's threshold for at most X false alarms per hour in all "
+                   f"(X / keywords each) on a validation-split stream (default {DEFAULT_TARGET_FA_PER_HOUR:g})")
+    b.add_argument("--threshold-minutes", type=finite_number(0, above=True), default=DEFAULT_MINUTES, metavar="M",
+                   help=f"length of that validation stream in minutes (default {DEFAULT_MINUTES:g})")
     b.add_argument("--quiet", action="store_true")
     v = sub.add_parser("verify", help="re-measure the fidelity of an artifacts folder")
     v.add_argument("artifacts", type=Path)
     v.add_argument("--run", type=Path, default=None, help="training run (default: the one in the manifest)")
     v.add_argument("--data", nargs="+", default=None, metavar="DIR")
-    v.add_argument("--seconds", type=float, default=90.0)
-    v.add_argument("--min-agreement", type=float, default=0.98)
+    v.add_argument("--seconds", type=finite_number(MIN_VERIFY_SECONDS), default=90.0,
+                   help=f"held-out audio for the fidelity check (>= {MIN_VERIFY_SECONDS:g}, default 90)")
+    v.add_argument("--min-agreement", type=finite_number(0, 1), default=0.98)
     v.add_argument("--json", action="store_true")
     sub.add_parser("report", help="accuracy-vs-quantization report", add_help=False)
     sub.add_parser("codegen", help="C sources for the firmware from an int8 model", add_help=False)
@@ -48,27 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def positive_number(value: str, flag: str) -> float:
-    """A command-line value that must be a finite number above zero (e.g. --target-fa-per-hour)."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number <= 0:
-        raise UserError(f"{flag} must be a finite number above 0, got {value!r}")
-    return number
-
-
 def cmd_build(args: argparse.Namespace) -> int:
-    target = positive_number(args.target_fa_per_hour, "--target-fa-per-hour")
-    minutes = positive_number(args.threshold_minutes, "--threshold-minutes")
-    if args.verify_seconds < 60:
-        raise UserError("--verify-seconds must be at least 60")
     from export.calibrate import summary_line
     from export.pipeline import ExportOptions, build_artifacts
 
     opts = ExportOptions(verify_seconds=args.verify_seconds, min_agreement=args.min_agreement,
-                         baseline=not args.no_baseline, target_fa_per_hour=target, threshold_minutes=minutes)
+                         baseline=not args.no_baseline, target_fa_per_hour=args.target_fa_per_hour,
+                         threshold_minutes=args.threshold_minutes)
     m = build_artifacts(args.run, args.out, opts, force=args.force, data_override=args.data, progress=not args.quiet)
     f = m["fidelity"]
     print(f"artifacts written to {args.out}")

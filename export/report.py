@@ -90,7 +90,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from edge.cli import bench, evaluate_standard, reset_posteriors
+from edge.args import Parser, finite_number
+from edge.cli import BENCH_SECONDS, bench, evaluate_standard, reset_posteriors
 from edge.datasets import (AudioCache, Dataset, Recipe, auto_recipe, evaluation_clips, load_dataset, recorded_data_dirs,
                            reuse_by_name, standard_clips)
 from edge.detector import StreamingDetector
@@ -1021,7 +1022,7 @@ def make_report(artifacts: Sequence[Path], opts: ReportOptions) -> dict[str, Any
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m export report",
+    p = Parser(prog="python -m export report",
                                 description="Accuracy, false alarms and cost of each model variant, as on a device.")
     p.add_argument("artifacts", nargs="+", type=Path, help="artifacts folder(s); several are compared")
     p.add_argument("--out", type=Path, required=True,
@@ -1029,31 +1030,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help=f"replace an earlier report in --out (only a folder with the report's {MARKER} marker "
                         "and nothing but the files it lists)")
-    p.add_argument("--minutes", type=float, default=30.0, help="length of the false-alarm stream (default 30)")
+    p.add_argument("--minutes", type=finite_number(0, above=True), default=30.0,
+                   help="length of the false-alarm stream (default 30)")
     p.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
                    help="dataset folder(s) (default: the ones the model was trained on)")
-    p.add_argument("--thresholds", type=float, nargs="+", default=None,
+    p.add_argument("--thresholds", type=finite_number(0, 1, above=True), nargs="+", default=None,
                    help="detection thresholds to sweep (default 0.05..0.9 in 0.05 steps, 0.91..0.99 in 0.01 steps, "
                         "0.992..0.998, 0.999, 1.0)")
     p.add_argument("--seed", type=int, default=STREAM_SEED, help="seed of the long stream")
-    p.add_argument("--limit", type=int, default=0, help="evaluate at most N clips (0 = all), as `edge eval --limit`")
-    p.add_argument("--tflm-minutes", type=float, default=None,
+    p.add_argument("--limit", type=finite_number(0, integer=True), default=0,
+                   help="evaluate at most N clips (0 = all), as `edge eval --limit`")
+    p.add_argument("--tflm-minutes", type=finite_number(0, above=True), default=None,
                    help="run TFLite Micro on the first N minutes of the stream only (default: all of it)")
-    p.add_argument("--bench-seconds", type=float, default=5.0, help="audio per latency benchmark (0 = skip)")
+    p.add_argument("--bench-seconds", type=finite_number(0, BENCH_SECONDS[1]), default=5.0,
+                   help=f"audio per latency benchmark, 0 (skip) or {BENCH_SECONDS[0]:g}-{BENCH_SECONDS[1]:g} (default 5)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
 def options_from_args(args: argparse.Namespace) -> ReportOptions:
-    if args.minutes <= 0:
-        raise UserError("--minutes must be positive")
-    if args.limit < 0 or args.bench_seconds < 0:
-        raise UserError("--limit and --bench-seconds must not be negative")
-    if args.tflm_minutes is not None and args.tflm_minutes <= 0:
-        raise UserError("--tflm-minutes must be positive")
+    if 0 < args.bench_seconds < BENCH_SECONDS[0]:
+        raise UserError(f"--bench-seconds must be 0 (skip) or at least {BENCH_SECONDS[0]:g}, got {args.bench_seconds:g}")
     thresholds = tuple(sorted(set(args.thresholds))) if args.thresholds else DEFAULT_THRESHOLDS
-    if any(not 0 < t <= 1 for t in thresholds):
-        raise UserError("--thresholds must be in (0, 1]")
     return ReportOptions(minutes=args.minutes, data=args.data, thresholds=thresholds, seed=args.seed,
                          limit=args.limit, tflm_minutes=args.tflm_minutes, bench_seconds=args.bench_seconds,
                          progress=not args.quiet)

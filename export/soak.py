@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import time
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from edge.args import Parser, finite_number
 from edge.cli import VARIANTS
 from edge.detector import StreamingDetector
 from edge.errors import UserError
@@ -375,16 +375,16 @@ def print_table(r: dict[str, Any]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m export soak",
+    p = Parser(prog="python -m export soak",
                                 description="Hour-long streaming test: detection drift, state saturation, memory.")
     p.add_argument("artifacts", type=Path, help="artifacts folder")
-    p.add_argument("--minutes", type=float, default=60.0,
+    p.add_argument("--minutes", type=finite_number(), default=60.0,
                    help="stream length (default 60; whole 10-minute blocks from 20 up; at least 2)")
     p.add_argument("--variant", default="int8", choices=VARIANTS, help="model variant (default int8)")
     p.add_argument("--runtime", default="auto", help="auto | litert | tflite-runtime | tf-lite | tflm")
     p.add_argument("--data", type=Path, nargs="+", default=None, metavar="DIR",
                    help="dataset folder(s) (default: the ones the model was trained on)")
-    p.add_argument("--reset-every", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--reset-every", type=finite_number(0), default=0.0, metavar="SECONDS",
                    help="opt-in reset policy: reset the state every N seconds of audio (default: never)")
     p.add_argument("--seed", type=int, default=SOAK_SEED, help="seed of the stream")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -394,8 +394,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.reset_every < 0 or not math.isfinite(args.reset_every):
-        raise UserError("--reset-every must be a non-negative number of seconds")
     plan(args.minutes, args.seed)  # validate before loading anything
     r = run_soak(args.artifacts, args.minutes, args.variant, parse_runtime(args.runtime), args.data,
                  args.reset_every, args.seed, progress=not (args.quiet or args.json))

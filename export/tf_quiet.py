@@ -19,8 +19,9 @@ import importlib
 import os
 import re
 import sys
-import tempfile
 from types import ModuleType
+
+from edge.quiet import filtered_fd2
 
 _NOISE = (
     re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"),
@@ -40,24 +41,8 @@ def quiet_import(name: str) -> ModuleType:
     """`importlib.import_module(name)` with its fd-2 output filtered through `is_noise`."""
     if name in sys.modules:
         return sys.modules[name]
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 at all: nothing to protect
+    with filtered_fd2(is_noise):
         return importlib.import_module(name)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            return importlib.import_module(name)
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [l for l in capture.read().decode(errors="replace").splitlines(keepends=True) if not is_noise(l)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
 
 
 def import_tensorflow(name: str = "tensorflow") -> ModuleType:

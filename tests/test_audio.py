@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edge.audio import Resampler, iter_wav_chunks, load_wav, resample
+from edge.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Resampler, iter_wav_chunks, load_wav, resample
 from edge.errors import AudioError
+
+from audio_support import YES, encoded, truncated, with_rate
 
 
 @pytest.mark.parametrize("src", [8000, 22050, 44100, 48000])
@@ -95,3 +97,61 @@ def test_nan_samples_are_refused(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="no such file"):
         list(iter_wav_chunks(tmp_path / "nope.wav", 16000))
+
+
+# ----------------------------------------------------------------------------- files that lie or break
+@pytest.mark.parametrize("cut_bytes, present", [(8000, 12000), (8001, 11999)])  # 8001: half a sample is dropped
+@pytest.mark.parametrize("block", [5000, 16000])
+def test_wav_shorter_than_its_header_is_read_to_its_end_with_a_note(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cut_bytes: int, present: int, block: int) -> None:
+    short = truncated(tmp_path, YES, len(YES.read_bytes()) - cut_bytes, "short.wav")
+    full = load_wav(YES, 16000)
+    assert capsys.readouterr().err == ""  # an intact file: no note
+    y = np.concatenate(list(iter_wav_chunks(short, 16000, block=block)))
+    assert np.array_equal(y, full[:present])  # exactly the samples present, nothing repeated or invented
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("note:"), err
+    assert f"declares 16000 samples but the file holds {present}" in err[0]
+
+
+def test_wav_shorter_than_its_header_resampled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The resampling path reads the same samples: 12000 at 16 kHz become 6000 at 8 kHz."""
+    short = truncated(tmp_path, YES, len(YES.read_bytes()) - 8000, "short.wav")
+    assert len(load_wav(short, 8000)) == 6000
+    assert "declares 16000 samples but the file holds 12000" in capsys.readouterr().err
+
+
+def test_truncated_mp3_gives_only_decoded_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A truncated MP3 (its header still announces the whole clip): what is decoded is a prefix of the whole
+    decode and nothing more (the old block reader repeated stale buffer contents up to the announced length)."""
+    mp3 = encoded(tmp_path, "MP3")
+    full = load_wav(mp3, 16000)
+    capsys.readouterr()
+    cut = truncated(tmp_path, mp3, 0.5, "cut.mp3")
+    y = load_wav(cut, 16000)
+    # half the bytes hold about half the audio; 0.75 leaves room for the encoder's delay and headers
+    assert 0 < len(y) < 0.75 * len(full)
+    # MP3 frames decode independently of the bytes after them, except the last one read (576 samples at 16 kHz,
+    # two frames' margin)
+    assert np.array_equal(y[: len(y) - 1152], full[: len(y) - 1152])
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) <= 1 and all(line.startswith("note:") for line in err), err
+
+
+def test_truncated_flac_is_one_audio_error(tmp_path: Path) -> None:
+    flac = encoded(tmp_path, "FLAC")
+    assert np.array_equal(load_wav(flac, 16000), load_wav(YES, 16000))  # lossless when whole
+    with pytest.raises(AudioError, match="cut.flac"):
+        load_wav(truncated(tmp_path, flac, 0.5, "cut.flac"), 16000)
+
+
+@pytest.mark.parametrize("rate", [1, MIN_SAMPLE_RATE - 1, MAX_SAMPLE_RATE + 1, 999_983])
+def test_sample_rate_outside_the_supported_range_is_refused(tmp_path: Path, rate: int) -> None:
+    with pytest.raises(AudioError, match=f"sample rate {rate} Hz is outside"):
+        load_wav(with_rate(tmp_path, rate), 16000)
+
+
+@pytest.mark.parametrize("rate", [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE])
+def test_sample_rates_at_the_limits_are_read(tmp_path: Path, rate: int) -> None:
+    # 16000 samples declared at `rate` Hz last 16000 / rate s: ceil(16000 * 16000 / rate) at 16 kHz
+    assert len(load_wav(with_rate(tmp_path, rate), 16000)) == -(-16000 * 16000 // rate)

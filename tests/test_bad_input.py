@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_support import YES, encoded, truncated, with_rate
+from conftest import need
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -53,6 +56,9 @@ BAD_AUDIO: dict[str, tuple[Callable[[Path], Path], str]] = {
     "inf samples": (lambda d: _wav(d, "inf.wav", np.where(np.arange(16000) == 5, np.inf, 0.1).astype(np.float32), subtype="FLOAT"), "infinite"),
     "missing file": (lambda d: d / "missing.wav", "no such file"),
     "a directory": (lambda d: d, "is a directory"),
+    "truncated FLAC": (lambda d: truncated(d, encoded(d, "FLAC"), 0.5, "cut.flac"), "cut.flac"),
+    "header rate 1 Hz": (lambda d: with_rate(d, 1), "sample rate 1 Hz is outside"),
+    "header rate 999983 Hz": (lambda d: with_rate(d, 999_983), "sample rate 999983 Hz is outside"),
 }
 
 
@@ -87,6 +93,54 @@ def test_odd_but_valid_audio_is_processed(artifacts: Path, tmp_path: Path, case:
     info = sf.info(wav)
     expected = max(0, 1 + (int(np.ceil(info.frames * 16000 / info.samplerate)) - 480) // 160)
     assert p.shape[0] == expected
+
+
+def test_wav_shorter_than_its_header_gives_a_note(artifacts: Path, tmp_path: Path) -> None:
+    """The samples present are processed (frame count from them, not from the header) with one note."""
+    short = truncated(tmp_path, YES, len(YES.read_bytes()) - 8000, "short.wav")  # 12000 of 16000 samples
+    probs = tmp_path / "p.npy"
+    r = _run("edge", "run", "--model", str(artifacts), "--wav", str(short), "--json", "--probs", str(probs))
+    assert r.returncode == 0, r.stderr
+    notes = [l for l in r.stderr.splitlines() if l.startswith("note:")]
+    assert len(notes) == 1 and "declares 16000 samples but the file holds 12000" in notes[0], r.stderr
+    assert np.load(probs).shape[0] == 1 + (12000 - 480) // 160
+
+
+BAD_ARGS: dict[str, tuple[list[str], str]] = {
+    "run --reset-every inf": (["run", "--reset-every", "inf"], "--reset-every must be a finite number of at least 0"),
+    "run --reset-every nan": (["run", "--reset-every", "nan"], "--reset-every must be a finite number"),
+    "run --reset-every -1": (["run", "--reset-every", "-1"], "--reset-every must be a finite number of at least 0"),
+    "run --reset-every below one sample": (["run", "--reset-every", "0.00005"], "shorter than one sample at 16000 Hz"),
+    "run --probs not .npy": (["run", "--probs", "{tmp}/p.txt"], "--probs must name a .npy file"),
+    "run --probs in a missing folder": (["run", "--probs", "{tmp}/missing/p.npy"], "does not exist"),
+    "eval --limit -1": (["eval", "--data", "{tmp}", "--limit", "-1"], "--limit must be a whole number of at least 0"),
+    "bench --seconds 0.001": (["bench", "--seconds", "0.001"], "--seconds must be a finite number from 0.5 to 3600"),
+    "bench --seconds nan": (["bench", "--seconds", "nan"], "--seconds must be a finite number"),
+    "bench --seconds inf": (["bench", "--seconds", "inf"], "--seconds must be a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGS))
+def test_bad_numbers_are_refused_at_the_parser(artifacts: Path, tmp_path: Path, case: str) -> None:
+    argv, needle = BAD_ARGS[case]
+    command, *rest = [a.format(tmp=tmp_path) for a in argv]
+    source = ["--wav", str(YES)] if command == "run" else []
+    r = _run("edge", command, "--model", str(artifacts), *source, *rest)
+    _one_line_error(r, needle)
+    assert r.stdout == ""  # nothing was processed
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["verify", "{art}", "--seconds", "0"], "--seconds must be a finite number of at least 60"),
+    (["verify", "{art}", "--seconds", "-1"], "--seconds must be a finite number of at least 60"),
+    (["verify", "{art}", "--seconds", "nan"], "--seconds must be a finite number of at least 60, got 'nan'"),
+    (["report", "{art}", "--out", "{tmp}/r", "--minutes", "nan"], "--minutes must be a finite number above 0"),
+])
+def test_bad_export_numbers_are_refused_at_the_parser(artifacts: Path, tmp_path: Path, argv: list[str],
+                                                      needle: str) -> None:
+    r = _run("export", *[a.format(art=artifacts, tmp=tmp_path) for a in argv])
+    _one_line_error(r, needle)
+    assert not (tmp_path / "r").exists()
 
 
 def _art_copy(artifacts: Path, tmp: Path) -> Path:
@@ -124,6 +178,99 @@ def test_bad_model_is_refused(artifacts: Path, tmp_path: Path, sc_dir: Path, cas
     wav = _wav(tmp_path, "ok.wav", _speechish())
     extra = {"run": ["--wav", str(wav)], "eval": ["--data", str(sc_dir), "--limit", "3"], "bench": ["--seconds", "1"]}[command]
     _one_line_error(_run("edge", command, "--model", str(art), *extra), needle)
+
+
+def _each_variant(d: dict, fn: Callable[[dict], None]) -> None:
+    for v in d["variants"].values():
+        fn(v)
+
+
+def _io(v: dict, kind: str, name: str) -> dict:
+    return next(e for e in v[kind] if e["name"] == name)
+
+
+def _drop_last_label(d: dict) -> None:
+    gone = d["labels"].pop()
+    d["postprocess"]["thresholds"].pop(gone, None)
+
+
+def _one_label_fewer(d: dict) -> None:
+    """A consistent-looking manifest for a model with one class fewer: label, threshold and probs shapes edited."""
+    _drop_last_label(d)
+    _each_variant(d, lambda v: _io(v, "outputs", "probs")["shape"].__setitem__(-1, len(d["labels"])))
+
+
+def _swap_inputs(v: dict) -> None:
+    a, b = v["inputs"]
+    a["position"], b["position"] = b["position"], a["position"]
+
+
+def _outside(art: Path, how: str) -> Callable[[dict], None]:
+    """Point the int8 model's file name outside the folder (a copy lies there, so the sha256 still matches)."""
+    outside = art.parent / "elsewhere.tflite"
+    shutil.copy(art / "model_int8.tflite", outside)
+    if how == "symlink":
+        (art / "model_int8.tflite").unlink()
+        (art / "model_int8.tflite").symlink_to(outside)
+        return lambda d: None
+    name = "../elsewhere.tflite" if how == "dotdot" else str(outside)
+    return lambda d: d["variants"]["int8"].update(file=name)
+
+
+# manifest edits -> the words the one error line must contain
+MANIFEST_VS_MODEL: dict[str, tuple[Callable[[Path], Callable[[dict], None]], str]] = {
+    "one label fewer": (lambda a: _drop_last_label, "classes but the manifest has"),
+    "one label fewer, shapes edited too": (lambda a: _one_label_fewer, "output 'probs' at position"),
+    "empty state list": (lambda a: lambda d: d["state"].update(tensors=[]),
+                         "is neither 'features' nor in the manifest's state.tensors"),
+    "feature_quantizer scale x10": (
+        lambda a: lambda d: _each_variant(d, lambda v: v["feature_quantizer"] and v["feature_quantizer"].update(
+            scale=v["feature_quantizer"]["scale"] * 10)), "feature_quantizer differs from the model's features input"),
+    "features input scale x10": (
+        lambda a: lambda d: _io(d["variants"]["int8"], "inputs", "features").update(
+            scale=_io(d["variants"]["int8"], "inputs", "features")["scale"] * 10), "input 'features' at position"),
+    "feature_scale x10": (lambda a: lambda d: d.update(feature_scale=d["feature_scale"] * 10), "feature scale"),
+    "features shape": (lambda a: lambda d: _io(d["variants"]["int8"], "inputs", "features").update(shape=[1, 41]),
+                       "shape [1, 41] vs [1, 40]"),
+    "state dtype": (lambda a: lambda d: _io(d["variants"]["int8"], "inputs", "state_h0").update(dtype="int16"),
+                    "dtype int16 vs int8"),
+    "state zero point": (lambda a: lambda d: _io(d["variants"]["int8"], "inputs", "state_h0").update(
+        zero_point=_io(d["variants"]["int8"], "inputs", "state_h0")["zero_point"] + 1), "scale/zero point"),
+    "probs scale": (lambda a: lambda d: _io(d["variants"]["int8"], "outputs", "probs").update(scale=0.5),
+                    "output 'probs' at position"),
+    "inputs in the other order": (lambda a: lambda d: _swap_inputs(d["variants"]["int8"]), "differs between"),
+    "a missing input": (lambda a: lambda d: d["variants"]["int8"]["inputs"].pop(), "the model has 2 input(s)"),
+    "file name with ..": (lambda a: _outside(a, "dotdot"), "not a relative path inside the artifacts folder"),
+    "absolute file name": (lambda a: _outside(a, "absolute"), "not a relative path inside the artifacts folder"),
+    "symlink leading out": (lambda a: _outside(a, "symlink"), "leads outside the artifacts folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(MANIFEST_VS_MODEL))
+def test_manifest_that_disagrees_with_the_model_is_refused(artifacts: Path, tmp_path: Path, case: str) -> None:
+    art = _art_copy(artifacts, tmp_path)
+    make, needle = MANIFEST_VS_MODEL[case]
+    _edit_manifest(art, make(art))
+    _one_line_error(_run("edge", "run", "--model", str(art), "--wav", str(YES)), needle)
+
+
+@pytest.mark.parametrize("variant", ["int8", "float32", "int16x8"])
+def test_every_runtime_describes_the_model_alike(artifacts: Path, variant: str) -> None:
+    """TFLite Micro's inputs/outputs (read from the flatbuffer) equal LiteRT's, so one manifest check serves both."""
+    from edge.interpreters import ModelRunner, Runtime, available
+
+    need(available(Runtime.TFLM) and available(Runtime.LITERT), "tflite-micro and ai-edge-litert are needed")
+    data = (artifacts / f"model_{variant}.tflite").read_bytes()
+    lite, micro = ModelRunner(data, Runtime.LITERT), ModelRunner(data, Runtime.TFLM)
+    assert (lite.inputs, lite.outputs) == (micro.inputs, micro.outputs)
+
+
+def test_symlink_inside_the_folder_is_accepted(artifacts: Path, tmp_path: Path) -> None:
+    art = _art_copy(artifacts, tmp_path)
+    (art / "model_int8.tflite").rename(art / "real.tflite")
+    (art / "model_int8.tflite").symlink_to("real.tflite")
+    r = _run("edge", "run", "--model", str(art), "--wav", str(YES), "--json")
+    assert r.returncode == 0, r.stderr
 
 
 def test_unknown_runtime(artifacts: Path, tmp_path: Path) -> None:
