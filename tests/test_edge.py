@@ -38,12 +38,12 @@ def _edge(*args: str, blocked: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
-def test_edge_imports_without_torch_or_tensorflow(artifacts: Path, stream_wav: Path) -> None:
+def test_edge_imports_without_torch_or_tensorflow(artifacts: Path, stream_wav: Path, sc_dir: Path) -> None:
     r = _edge("--help")
     assert r.returncode == 0 and "run" in r.stdout
     r = _edge("run", "--model", str(artifacts), "--wav", str(stream_wav), "--json")
     assert r.returncode == 0, r.stderr
-    r = _edge("eval", "--model", str(artifacts), "--data", str(REPO.parent / "shared/data/speech_commands_v2_subset"),
+    r = _edge("eval", "--model", str(artifacts), "--data", str(sc_dir),
               "--limit", "5", "--json")
     assert r.returncode == 0, r.stderr
 

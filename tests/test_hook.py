@@ -15,12 +15,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: A hook that logs its start time, arguments and KWS_* environment as one JSON line, sleeps, then exits.
+#: A hook that logs its start time, arguments and event environment as one JSON line, sleeps, then exits.
 HOOK = """
 import json, os, sys, time
 log, sleep, status = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 with open(log, "a") as f:
-    env = {k: v for k, v in os.environ.items() if k.startswith("KWS_")}
+    env = {k: os.environ.get(k) for k in ("KWS_LABEL", "KWS_SCORE", "KWS_TIME", "KWS_SOURCE")}
     f.write(json.dumps({"start": time.time(), "args": sys.argv[4:], "env": env}) + "\\n")
 time.sleep(sleep)
 sys.exit(status)
