@@ -356,7 +356,8 @@ def test_mic_streams_at_its_native_format_and_counts_overflows(artifacts: Path, 
     sf.write(wav, np.stack([x, 0.5 * x], 1) if channels == 2 else x, rate, subtype="PCM_16")
     seconds = len(pcm) / 16000
     args = ["--model", str(artifacts), "--json", "--threshold", "0.3"]
-    mic = _run_env(_with_mic(wav), "run", *args, "--mic", "--seconds", str(seconds + 3))
+    mic = _run_env(_with_mic(wav), "run", *args, "--mic", "--seconds", str(seconds + 3),
+                   "--probs", str(tmp_path / "mic.npy"))
     assert mic.returncode == 0, mic.stderr
     assert f"microphone input overflows: {len(pcm) // 160 // 50}" in mic.stderr
     assert (f"{rate} Hz, {channels} channel(s) -> resampled/mixed to 16000 Hz mono" in mic.stderr) == (rate != 16000 or channels != 1)
@@ -364,16 +365,17 @@ def test_mic_streams_at_its_native_format_and_counts_overflows(artifacts: Path, 
     assert _events(mic.stdout) == _events(_edge("run", *args, "--wav", str(wav)).stdout)
     if rate != 16000 or channels != 1:  # and the converted microphone behaves like the 16 kHz original
         sf.write(tmp_path / "original.wav", pcm, 16000, subtype="PCM_16")
-        original = _events(_edge("run", *args, "--wav", str(tmp_path / "original.wav")).stdout)
-        converted = _events(mic.stdout)
-        # resampling there and back and the 0.75 mix-down level move the smoothed posterior a little: an event
-        # may fire a few 10 ms frames earlier or later, and one whose peak sits within a few percent of the
-        # threshold may appear or vanish. So: at least 80 % of the original's events are found in the
-        # converted stream with the same label within 50 ms, and the counts differ by at most 20 %.
-        assert original and abs(len(converted) - len(original)) <= 0.2 * len(original)
-        matched = sum(any(c["label"] == o["label"] and abs(c["time"] - o["time"]) <= 0.05 for c in converted)
-                      for o in original)
-        assert matched >= 0.8 * len(original), (original, converted)
+        ran = _edge("run", *args, "--wav", str(tmp_path / "original.wav"), "--probs", str(tmp_path / "orig.npy"))
+        assert ran.returncode == 0, ran.stderr
+        converted, original = np.load(tmp_path / "mic.npy"), np.load(tmp_path / "orig.npy")
+        # Compared on the frame posteriors, not on events: the test model's events sit at its threshold, where
+        # any change flips them. Resampling there and back (a 0.95-Nyquist low-pass) and the 0.75 mix-down
+        # level move the features a little; the carried state then follows: the same frame decision on at
+        # least 95 % of frames and a mean posterior difference below 0.02 (int8 steps are 1/256 = 0.004).
+        n = min(len(converted), len(original))
+        assert abs(len(converted) - len(original)) <= 1 and n > 500
+        assert np.mean(converted[:n].argmax(1) == original[:n].argmax(1)) >= 0.95
+        assert np.mean(np.abs(converted[:n].astype(np.float64) - original[:n])) < 0.02
 
 
 def test_mic_device_that_cannot_open_is_one_line(artifacts: Path, stream_wav: Path) -> None:
