@@ -111,14 +111,6 @@ def recorded_data_dirs(value: str | Sequence[str] | None) -> list[Path]:
     return [Path(value)] if isinstance(value, (str, Path)) else [Path(v) for v in value]
 
 
-def data_dir_from_env(value: str | None) -> Path:
-    """One data folder (commands that take exactly one)."""
-    dirs = data_dirs_from_env(value)
-    if len(dirs) != 1:
-        raise UserError("this command takes one data directory")
-    return dirs[0]
-
-
 def speaker_of(path: Path) -> str:
     """Speaker id from a Speech Commands style name `<speaker>_nohash_<n>.wav` or `<label>_<speaker>_<n>`."""
     stem = path.stem

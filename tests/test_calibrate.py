@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edge.frontend import FrontendConfig
 from edge.manifest import load_manifest
 from edge.postprocess import Detector, PostprocessConfig, grid_threshold, integer_threshold, keyword_labels
 from export import calibrate as cal
@@ -23,22 +22,14 @@ from export import report as rep
 from export.cli import main as export_main
 from export.longstream import LongStream, Planted, build_long_stream, score_events
 
+from posterior_support import FE, LABELS, SCALE, burst_stream
+
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ["_silence_", "_unknown_", "yes", "no"]
 KEYWORDS = ["yes", "no"]
-FE = FrontendConfig()  # 10 ms hop, 30 ms window: an event at frame f is at f * 0.01 + 0.03 s
-SCALE = 1 / 256  # int8 softmax step: units are q - zero_point in 0..255
 BASE = PostprocessConfig(window=10, threshold=0.6, refractory=100)
 
 
-def _stream(frames: int, bursts: list[tuple[str, int, int, int]]) -> np.ndarray:
-    """Integer posteriors: `_silence_` at 255 units, except bursts (label, first frame, length, level)."""
-    u = np.zeros((frames, len(LABELS)), dtype=np.int64)
-    u[:, 0] = 255
-    for label, start, length, level in bursts:
-        u[start : start + length, 0] = 255 - level
-        u[start : start + length, LABELS.index(label)] = level
-    return u
+_stream = burst_stream
 
 
 def _post(units: np.ndarray) -> rep.StreamPosteriors:

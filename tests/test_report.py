@@ -14,28 +14,19 @@ import numpy as np
 import pytest
 
 from edge.errors import UserError
-from edge.frontend import FrontendConfig
-from edge.postprocess import Detector, PostprocessConfig
+from edge.postprocess import PostprocessConfig
 from export import report as rep
 from export.longstream import Planted, score_events
 
+from posterior_support import FE, LABELS, SCALE, burst_stream
+
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ["_silence_", "_unknown_", "yes", "no"]
-FE = FrontendConfig()  # 10 ms hop, 30 ms window: an event at frame f is at f * 0.01 + 0.03 s
-SCALE = 1 / 256  # int8 softmax output step: units are q - zero_point in 0..255
 CLIP_LIMIT = 40
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # ----------------------------------------------------------------------------- synthetic streams
-def _stream(frames: int, bursts: list[tuple[str, int, int, int]]) -> np.ndarray:
-    """Integer posteriors: `_silence_` at 255 units, except bursts (label, first frame, length, level)."""
-    u = np.zeros((frames, len(LABELS)), dtype=np.int64)
-    u[:, 0] = 255
-    for label, start, length, level in bursts:
-        u[start : start + length, 0] = 255 - level
-        u[start : start + length, LABELS.index(label)] = level
-    return u
+_stream = burst_stream
 
 
 def _known_case() -> tuple[rep.StreamPosteriors, list[Planted], float]:

@@ -13,7 +13,7 @@ from edge.datasets import (  # noqa: F401
     Dataset,
     Recipe,
     auto_recipe,
-    data_dir_from_env,
+    data_dirs_from_env,
     load_dataset,
     noise_segments,
     silence_clips,
