@@ -5,16 +5,18 @@ converted to the model's rate, events printed and handed to the `--on-detect` ho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from edge.args import Parser, finite_number, output_file
+from edge.atomic import NpyRowWriter
 from edge.audio import PcmConverter, iter_wav_chunks, wav_info
 from edge.datasets import (AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, reuse_by_name,
                            standard_clips, synthetic_noise)
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--list-devices", action="store_true",
                      help="print the audio input devices (index, name, channels, default rate) and exit")
     run.add_argument("--device", default=None, help="microphone device index or name (with --mic)")
-    run.add_argument("--probs", type=output_file(".npy"), help="write frame posteriors [frames, labels] to this .npy file")
+    run.add_argument("--probs", type=output_file(".npy"), help="write frame posteriors [frames, labels] to this .npy "
+                     "file (streamed to disk; complete up to the last frame after Ctrl-C or the end of stdin)")
     run.add_argument("--threshold", action="append", metavar="[LABEL=]VALUE",
                      help="detection threshold in (0, 1]: VALUE for every keyword (replaces the calibrated ones), "
                      "LABEL=VALUE for one keyword; repeatable")
@@ -142,9 +145,10 @@ class _Events:
 
 
 def _stream(spotter: KeywordSpotter, chunks: Iterable[np.ndarray], source: str, out: _Events,
-            reset_every: float, posteriors: list[np.ndarray]) -> None:
+            reset_every: float, keep: Callable[[np.ndarray], None]) -> None:
     """Stream model-rate chunks through the spotter; with a reset policy, reset every `reset_every` seconds
-    of audio. Event times count from the start of the source; posteriors of every segment are kept in order."""
+    of audio. Event times count from the start of the source; after every chunk (and before every reset) the
+    posteriors kept so far are handed to `keep` and cleared, so memory stays flat on endless streams."""
     rate = spotter.model_rate
     consumed = 0  # samples of this source already processed before the current segment
     since_reset = 0
@@ -155,12 +159,12 @@ def _stream(spotter: KeywordSpotter, chunks: Iterable[np.ndarray], source: str, 
             out.emit(spotter.process(chunk[:take]), source, consumed / rate)
             chunk = chunk[take:]
             consumed += limit
-            posteriors.append(spotter.posteriors())
+            keep(spotter.posteriors(clear=True))
             spotter.reset()
             since_reset = 0
         out.emit(spotter.process(chunk), source, consumed / rate)
+        keep(spotter.posteriors(clear=True))
         since_reset += len(chunk)
-    posteriors.append(spotter.posteriors())
 
 
 def _stdin_chunks(rate: int, block: int = 1600) -> Iterator[np.ndarray]:
@@ -232,25 +236,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         hook_argv, DEFAULT_QUEUE if args.hook_queue is None else args.hook_queue,
         DEFAULT_TIMEOUT if args.hook_timeout is None else args.hook_timeout)
     out = _Events(args.json, hook, show_source=bool(args.wav) and len(args.wav) > 1)
-    posteriors: list[np.ndarray] = []
     stats = {"overflows": 0}
     try:
-        for source, chunks in _sources(args, spotter.model_rate, stats):
-            spotter.reset()
-            _stream(spotter, chunks, source, out, args.reset_every, posteriors)
+        _run_sources(args, spotter, out, stats)
     except KeyboardInterrupt:
         if not args.mic:
-            raise
-        posteriors.append(spotter.posteriors())
+            raise  # exit status 130; the --probs file is complete up to the interruption
     finally:
         if hook is not None:
             hook.close()
     if args.mic:
         _note(f"microphone input overflows: {stats['overflows']}")
-    if args.probs:
-        np.save(args.probs, np.concatenate(posteriors) if posteriors else np.zeros((0, len(spotter.labels))))
     _note(f"{out.count} event(s)")
     return 0
+
+
+def _run_sources(args: argparse.Namespace, spotter: KeywordSpotter, out: _Events, stats: dict[str, int]) -> None:
+    """Stream every source; with `--probs`, posteriors go to an `NpyRowWriter` as they come, which is completed
+    on a normal end and on KeyboardInterrupt (then re-raised) and discarded on any other error."""
+    writer = NpyRowWriter(args.probs, len(spotter.labels)) if args.probs else None
+    keep: Callable[[np.ndarray], None] = writer.append if writer is not None else (lambda rows: None)
+    with writer if writer is not None else contextlib.nullcontext():
+        try:
+            for source, chunks in _sources(args, spotter.model_rate, stats):
+                spotter.reset()
+                _stream(spotter, chunks, source, out, args.reset_every, keep)
+        except KeyboardInterrupt:
+            keep(spotter.posteriors(clear=True))  # the frames of the interrupted chunk
+            raise
 
 
 # ----------------------------------------------------------------------------- eval
@@ -298,12 +311,9 @@ def evaluate(det: StreamingDetector, pcm: list[np.ndarray], truth: list[int], ca
             start = int(rng.integers(0, max(1, len(src) - len(gap))))
             gap = (src[start : start + len(gap)].astype(np.float64) * 0.1).astype(np.int16)
         det.process(gap)
-        start_frame = det.frames
+        det.posteriors = []  # the state is carried, the kept posteriors are not: rows from this clip's first frame
         det.process(np.concatenate([clip, np.zeros(int(0.3 * det.sample_rate), dtype=np.int16)]))
-        pred.append(clip_decision(det.posterior_array()[start_frame:start_frame + len(clip) // 160 + tail_frames], labels, post))
-        if len(det.posteriors) > 10000:  # keep memory flat on long runs
-            keep = det.frames - start_frame
-            det.posteriors = det.posteriors[-keep:] if keep else []
+        pred.append(clip_decision(det.posterior_array()[: len(clip) // 160 + tail_frames], labels, post))
     return summarize(pred, truth, labels)
 
 

@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import hashlib
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from edge.atomic import write_text_atomic
 from edge.errors import UserError
 from edge.frontend import FEATURE_SCALE, FrontendConfig
 from edge.postprocess import BACKGROUND_LABELS, PostprocessConfig, integer_threshold
@@ -1454,8 +1454,8 @@ def generate(
     written = []
     for name, text in files.items():
         path = out_dir / name
-        if not path.exists() or path.read_text() != text:  # keep mtimes stable for make
-            path.write_text(text)
+        if path.is_symlink() or not path.exists() or path.read_text() != text:  # keep mtimes stable for make
+            write_text_atomic(path, text)  # refuses a symlink
         written.append(path)
     stale = out_dir / "kws_settings.h"
     if settings is None and stale.exists():
@@ -1753,7 +1753,8 @@ def _costs_parser() -> argparse.ArgumentParser:
 
 
 def record_in_manifest(artifacts: Path, costs: dict[str, Any]) -> Path:
-    """Write `costs` into the artifacts' manifest as its `firmware` section (temp file, then rename).
+    """Write `costs` into the artifacts' manifest as its `firmware` section (`edge.atomic`: a new temporary
+    sibling, then rename; a symlinked manifest is refused).
     The manifest is read and checked by the runtime's own `load_manifest` first."""
     import json
 
@@ -1764,10 +1765,7 @@ def record_in_manifest(artifacts: Path, costs: dict[str, Any]) -> Path:
     except ManifestError as exc:
         raise CodegenError(str(exc)) from None
     path = manifest.root / MANIFEST
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({**manifest.data, "firmware": costs}, indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps({**manifest.data, "firmware": costs}, indent=2))
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

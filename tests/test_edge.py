@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -153,6 +154,68 @@ def test_run_cli_outputs(artifacts: Path, stream_wav: Path, tmp_path: Path) -> N
     stdin_events = [json.loads(l) for l in r2.stdout.decode().splitlines()]
     assert [{**e, "source": str(stream_wav)} for e in stdin_events] == events
     assert all(e["source"] == "-" for e in stdin_events)
+
+
+def _spotter_posteriors(artifacts: Path, pcm: np.ndarray, segment: int = 0) -> np.ndarray:
+    """`KeywordSpotter.posteriors` of `pcm` in one call (each `segment` samples from a reset state)."""
+    from edge import KeywordSpotter
+
+    spotter = KeywordSpotter(artifacts, keep_posteriors=True)
+    out = []
+    for i in range(0, len(pcm), segment or len(pcm)):
+        spotter.reset()
+        spotter.process(pcm[i : i + (segment or len(pcm))])
+        out.append(spotter.posteriors())
+    return np.concatenate(out)
+
+
+def test_run_probs_streamed_to_disk_equal_the_spotters(artifacts: Path, stream_wav: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run --probs` writes the .npy as it goes: a file, stdin to its end and a reset policy all give
+    `KeywordSpotter.posteriors` exactly, and no temporary file is left."""
+    import io
+    from types import SimpleNamespace
+
+    from edge.cli import main
+
+    pcm = load_wav(stream_wav, 16000)
+    base = ["run", "--model", str(artifacts), "--json", "--threshold", "0.3"]
+    assert main([*base, "--wav", str(stream_wav), "--probs", str(tmp_path / "file.npy")]) == 0
+    expected = _spotter_posteriors(artifacts, pcm)
+    assert expected.shape[0] > 1000 and np.array_equal(np.load(tmp_path / "file.npy"), expected)
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(pcm.astype("<i2").tobytes())))
+    assert main([*base, "--stdin", "--probs", str(tmp_path / "stdin.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "stdin.npy"), expected)
+    assert main([*base, "--wav", str(stream_wav), "--reset-every", "2.5", "--probs", str(tmp_path / "reset.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "reset.npy"), _spotter_posteriors(artifacts, pcm, 40000))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.npy", "reset.npy", "stdin.npy"]
+
+
+def test_run_probs_survive_an_interruption(artifacts: Path, stream_wav: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (KeyboardInterrupt from the audio source after 3 chunks): exit status 130 and a valid .npy
+    with the posteriors of the audio processed so far."""
+    import itertools
+
+    import edge.cli
+
+    real = edge.cli.iter_wav_chunks
+
+    def interrupted(path: Path, rate: int) -> Iterator[np.ndarray]:
+        for i, chunk in enumerate(real(path, rate)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(edge.cli, "iter_wav_chunks", interrupted)
+    probs = tmp_path / "p.npy"
+    probs.write_bytes(b"an older file")
+    assert edge.cli.main(["run", "--model", str(artifacts), "--wav", str(stream_wav), "--probs", str(probs)]) == 130
+    heard = np.concatenate(list(itertools.islice(real(stream_wav, 16000), 3)))
+    got = np.load(probs)
+    assert len(heard) < len(load_wav(stream_wav, 16000)) and got.shape[0] > 100
+    assert np.array_equal(got, _spotter_posteriors(artifacts, heard))
+    assert [p.name for p in tmp_path.iterdir()] == ["p.npy"]
 
 
 def test_run_gives_the_same_output_with_either_front_end(artifacts: Path, stream_wav: Path, tmp_path: Path,
