@@ -1,5 +1,5 @@
 # One entry point. `make export` and `make test` set everything up themselves on a fresh machine.
-#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [DATA="dir [dir ...]"] [MODEL=gru|lstm|rnn] [SIZE=mcu|pi] [OUT=artifacts/NAME]
+#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [KEYWORDS=word[,word]] [DATA="dir [dir ...]"] [MODEL=gru|lstm|rnn] [SIZE=mcu|pi] [OUT=artifacts/NAME]
 #   make test | report | bench | soak | frontend-lib | firmware-host | firmware-m4 | test-pi
 
 PYTHON ?= python3.11
@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 RECIPE ?= synthetic
 DATA ?=
+# the keywords (synthetic recipe: any words, e.g. KEYWORDS=jarvis for a custom wake word; default: the ten
+# Speech Commands words)
+KEYWORDS ?=
 MODEL ?= gru
 # mcu: fits the firmware budget (<= 32 KB flash, <= 8 KB arena); pi: a larger Raspberry Pi model
 SIZE ?= mcu
@@ -26,7 +29,7 @@ SOAK_MINUTES ?= 60
 
 export KWS_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: setup export train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
+.PHONY: setup flite export train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -35,6 +38,7 @@ help:
 # The front end as a shared library for the Python runtimes (firmware/firmware.mk: frontend-lib); without a C
 # compiler the pymicro-features wheel is used, which on x86 gives the same features.
 setup: $(STAMP)
+	@command -v flite >/dev/null || $(MAKE) --no-print-directory -s flite
 	@if command -v $(CC) >/dev/null; then $(MAKE) --no-print-directory -s frontend-lib; \
 	else echo "note: no C compiler ($(CC)): the front end comes from the pymicro-features wheel"; fi
 
@@ -45,7 +49,16 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-DATA_FLAG := $(if $(DATA),--data $(DATA),)
+# flite, one of the synthetic recipe's voice engines (a Debian package): installed when we are root with apt-get,
+# else the recipe goes on without it and says so
+flite:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing flite (synthetic voices)"; \
+	  (apt-get install -y -qq flite >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq flite >/dev/null 2>&1)) \
+	  || echo "note: could not install flite; the synthetic recipe uses the other voices"; \
+	else echo "note: flite not installed (sudo apt-get install flite); the synthetic recipe uses the other voices"; fi
+
+DATA_FLAG := $(if $(DATA),--data $(DATA),) $(if $(KEYWORDS),--keywords $(KEYWORDS),)
 ARCH_FLAGS := $(if $(HIDDEN),--hidden $(HIDDEN),) $(if $(LAYERS),--layers $(LAYERS),)
 
 train: setup
@@ -65,8 +78,14 @@ firmware-record: codegen
 	  $(PY) -m export codegen costs --build build/firmware --wav tests/data/speech_yes.wav --manifest $(OUT); \
 	else echo "note: arm-none-eabi-gcc or qemu-system-arm not installed: firmware costs not measured"; fi
 
+# real recordings of the keyword and real negative speech, when the data folder has them (wake words): the
+# report adds recall and FA/h on them
+POSITIVES ?= $(if $(KEYWORDS),$(wildcard $(DATA_DIR)/wake_words_real/$(KEYWORDS)),)
+NEGATIVES ?= $(wildcard $(DATA_DIR)/speech_negatives)
+WAKEWORD_FLAGS := $(if $(and $(POSITIVES),$(NEGATIVES)),--positives $(POSITIVES) --negatives $(NEGATIVES),)
+
 report: setup
-	$(PY) -m export report $(OUT) --out $(REPORT) --force
+	$(PY) -m export report $(OUT) --out $(REPORT) --force $(WAKEWORD_FLAGS)
 
 # SIZE=pi is a Raspberry Pi model: no firmware sources for it (`make codegen OUT=...` still makes them on request)
 FIRMWARE_STEPS := $(if $(filter pi,$(SIZE)),firmware-skip,codegen firmware-record)

@@ -218,14 +218,16 @@ def load_fsdd(root: Path) -> Dataset:
     return Dataset([SILENCE, *FSDD_WORDS], clips, [], sample_rate=8000)
 
 
-def load_folder(root: Path, keywords: tuple[str, ...] | None = None) -> Dataset:
-    """One folder per label. With `keywords`, other folders become `_unknown_`."""
+def load_folder(root: Path, keywords: tuple[str, ...] | None = None, partial: bool = False) -> Dataset:
+    """One folder per label. With `keywords`, other folders become `_unknown_`. With `partial` (a folder merged
+    with others, e.g. real speech beside a synthetic wake word), a folder may lack some or all keywords: the
+    merge checks that each keyword is somewhere."""
     folders = [p.name for p in _word_folders(root)]
     if not folders:
         raise UserError(f"{root}: no label folders with WAV files")
     if keywords:
         missing = [k for k in keywords if k not in folders]
-        if missing:
+        if missing and not partial:
             raise UserError(f"{root}: no folder for keywords {missing}")
         has_unknown = any(f not in keywords for f in folders)
         labels = [SILENCE, *([UNKNOWN] if has_unknown else []), *keywords]
@@ -242,9 +244,19 @@ def merge_datasets(parts: Sequence[Dataset], roots: Sequence[Path]) -> Dataset:
     labels = list(parts[0].labels)
     for d in parts[1:]:
         labels += [l for l in d.labels if l not in labels]
+    background = [l for l in (SILENCE, UNKNOWN) if l in labels]  # first, as in every single-folder layout
+    labels = background + [l for l in labels if l not in background]
     clips = [c for d in parts for c in d.clips]
     noise = [n for d in parts for n in d.noise_files]
     return Dataset(labels, clips, noise, rates.pop())
+
+
+def load_parts(recipe: Recipe, roots: Sequence[Path], keywords: tuple[str, ...] | None = None) -> list[Dataset]:
+    """Each folder of a multi-folder dataset on its own. Folder recipe with keywords: a folder holding none
+    of the keywords contributes `_unknown_` speech (real negatives beside a synthetic wake word)."""
+    if Recipe(recipe) is Recipe.FOLDER and keywords and len(roots) > 1:
+        return [load_folder(Path(r), keywords, partial=True) for r in roots]
+    return [load_dataset(recipe, r, keywords) for r in roots]
 
 
 def load_dataset(recipe: Recipe, root: Path | Sequence[Path], keywords: tuple[str, ...] | None = None) -> Dataset:
@@ -253,7 +265,11 @@ def load_dataset(recipe: Recipe, root: Path | Sequence[Path], keywords: tuple[st
     if not roots:
         raise UserError("no data directory given")
     if len(roots) > 1:
-        return merge_datasets([load_dataset(recipe, r, keywords) for r in roots], roots)
+        merged = merge_datasets(load_parts(recipe, roots, keywords), roots)
+        missing = [k for k in keywords or () if not any(c.label == k for c in merged.clips)]
+        if missing:
+            raise UserError(f"no folder for keywords {missing} in {', '.join(map(str, roots))}")
+        return merged
     root = roots[0]
     recipe = Recipe(recipe)
     if recipe is Recipe.SPEECH_COMMANDS:

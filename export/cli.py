@@ -1,4 +1,4 @@
-"""`python -m export [build] RUN --out DIR | verify DIR | report DIR... | codegen ...`."""
+"""`python -m export [build] RUN --out DIR | verify DIR | report DIR... | codegen ... | soak | wakeword DIR...`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Sequence
 from edge.args import Parser, finite_number
 from edge.errors import EXIT_USER_ERROR, UserError
 
-SUBCOMMANDS = ("build", "verify", "report", "codegen", "soak")
+SUBCOMMANDS = ("build", "verify", "report", "codegen", "soak", "wakeword")
 #: Shortest held-out stream for the fidelity check (build --verify-seconds, verify --seconds).
 MIN_VERIFY_SECONDS = 60.0
 
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("report", help="accuracy-vs-quantization report", add_help=False)
     sub.add_parser("codegen", help="C sources for the firmware from an int8 model", add_help=False)
     sub.add_parser("soak", help="hour-long streaming test of the int8 runner", add_help=False)
+    sub.add_parser("wakeword", help="recall on real recordings of the keyword, FA/h on negative audio", add_help=False)
     return parser
 
 
@@ -104,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "soak":
             from export import soak
             return soak.main(argv[1:])
+        if argv and argv[0] == "wakeword":
+            from export import wakeword
+            return wakeword.main(argv[1:])
         if argv and argv[0] == "codegen":
             from export import c_codegen
             return c_codegen.main(argv[1:])

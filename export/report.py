@@ -144,6 +144,10 @@ class ReportOptions:
     tflm_minutes: float | None = None  # None: the whole stream
     bench_seconds: float = 5.0
     progress: bool = True
+    #: real recordings of a keyword and negative audio: the wake-word section (`export.wakeword`)
+    positives: Path | None = None
+    negatives: Path | None = None
+    keyword: str | None = None
 
 
 def _say(opts: ReportOptions, message: str) -> None:
@@ -875,7 +879,20 @@ def build_doc(report: dict[str, Any], opts: ReportOptions) -> Doc:
         doc.image(report["comparison_plot"], "comparison")
     for m in models:
         model_section(doc, m, opts)
+        if m.get("wakeword"):
+            wakeword_section(doc, m["wakeword"])
     return doc
+
+
+def wakeword_section(doc: Doc, r: dict[str, Any]) -> None:
+    """Recall on the real recordings of the keyword and FA/h on the negative audio (`export.wakeword`)."""
+    from export.wakeword import text_lines
+
+    doc.h(3, f"Real recordings: {r['keyword']!r}")
+    lines = text_lines(r)
+    doc.p(" ".join(line.strip() for line in lines[:3]))
+    doc.table(["threshold", "recall", "FA/h"],
+              [[f"{p['threshold']:.2f}", _pct(p["recall"], 1), f"{p['fa_per_hour']:.1f}"] for p in r["sweep"]])
 
 
 # ----------------------------------------------------------------------------- output folder
@@ -1007,7 +1024,14 @@ def make_report(artifacts: Sequence[Path], opts: ReportOptions) -> dict[str, Any
             streams[key] = build_stream(data.dataset, opts.minutes, opts.seed, m.frontend, opts.progress)
         run, run_dir = load_training_run(m, say)
         ctx = ModelContext(Path(art), m, run, run_dir, data, streams[key])
-        models.append(evaluate_model(ctx, opts))
+        model = evaluate_model(ctx, opts)
+        if opts.positives is not None and opts.negatives is not None:
+            from export import wakeword
+
+            say(f"wake-word figures on {opts.positives} and {opts.negatives} ...")
+            model["wakeword"] = wakeword.evaluate(m, opts.positives, opts.negatives, "int8", opts.keyword,
+                                                  wakeword.DEFAULT_TARGET_FA_PER_HOUR, opts.progress)
+        models.append(model)
     return {
         "schema_version": SCHEMA_VERSION,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -1044,6 +1068,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run TFLite Micro on the first N minutes of the stream only (default: all of it)")
     p.add_argument("--bench-seconds", type=finite_number(0, BENCH_SECONDS[1]), default=5.0,
                    help=f"audio per latency benchmark, 0 (skip) or {BENCH_SECONDS[0]:g}-{BENCH_SECONDS[1]:g} (default 5)")
+    p.add_argument("--positives", type=Path, default=None, metavar="DIR",
+                   help="real recordings of a keyword: recall per file (with --negatives; see `export wakeword`)")
+    p.add_argument("--negatives", type=Path, default=None, metavar="DIR", help="audio without keywords: FA/h")
+    p.add_argument("--keyword", default=None, help="the keyword of --positives (default: the model's only one)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -1052,9 +1080,12 @@ def options_from_args(args: argparse.Namespace) -> ReportOptions:
     if 0 < args.bench_seconds < BENCH_SECONDS[0]:
         raise UserError(f"--bench-seconds must be 0 (skip) or at least {BENCH_SECONDS[0]:g}, got {args.bench_seconds:g}")
     thresholds = tuple(sorted(set(args.thresholds))) if args.thresholds else DEFAULT_THRESHOLDS
+    if (args.positives is None) != (args.negatives is None):
+        raise UserError("--positives and --negatives go together")
     return ReportOptions(minutes=args.minutes, data=args.data, thresholds=thresholds, seed=args.seed,
                          limit=args.limit, tflm_minutes=args.tflm_minutes, bench_seconds=args.bench_seconds,
-                         progress=not args.quiet)
+                         progress=not args.quiet, positives=args.positives, negatives=args.negatives,
+                         keyword=args.keyword)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -236,8 +236,9 @@ def test_dataset_layout_and_speaker_disjoint_splits(tmp_path: Path) -> None:
     assert not speakers["train"] & speakers["test"]
     assert not speakers["validation"] & speakers["test"]
     # speakers.tsv agrees with the lists.
-    table = [line.split("\t") for line in (out / "speakers.tsv").read_text().splitlines()[1:]]
-    split_of = {row[0]: row[4] for row in table}
+    header, *rows = [line.split("\t") for line in (out / "speakers.tsv").read_text().splitlines()]
+    assert header == ["speaker", "engine", "voice", "variant", "pitch", "split"]
+    split_of = {row[0]: row[5] for row in rows}
     for split, spk in speakers.items():
         assert {split_of[s] for s in spk} == {split}
 

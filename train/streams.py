@@ -56,6 +56,17 @@ class StreamConfig:
     shift_s: float = 0.1  # random trim of the clip's leading/trailing silence
     speed: tuple[float, float] = (0.9, 1.1)  # speed perturbation range (tempo and pitch), 5 % steps
     silence_share: float = 0.1  # extra pure-background segments, as a share of clips
+    #: share of clips given a simulated room (`room_response`) and a random microphone colouring
+    #: (`channel_colouring`); 0 = off (Speech Commands is already recorded in rooms; synthetic speech is not)
+    reverb_prob: float = 0.0
+    #: `_unknown_` speech labelled from its onset (not only around its end, as keywords are): a keyword
+    #: posterior anywhere inside another word is a false alarm, so the loss sees it there too
+    unknown_whole_word: bool = False
+    #: share of episodes spoken like running speech: gaps of `tight_gap_s` between words instead of `gap_s`
+    tight_prob: float = 0.0
+    tight_gap_s: tuple[float, float] = (0.02, 0.15)
+    rt60_s: tuple[float, float] = (0.15, 0.8)
+    colour_prob: float = 0.0
 
 
 def speech_bounds(pcm: np.ndarray, hop: int, rel_db: float = 25.0) -> tuple[int, int]:
@@ -98,6 +109,52 @@ def speed_perturb(pcm: np.ndarray, speed: tuple[float, float], rate: int, rng: n
     return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
 
 
+def room_response(rate: int, rt60_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A simulated room impulse response: the direct sound, a few early reflections (1-20 ms) and a diffuse
+    tail of exponentially decaying noise that falls 60 dB in `rt60_s`, at a direct-to-reverberant ratio of
+    0-12 dB. A statistical model (as in Habets' generator's late part), cheap enough to draw per clip."""
+    n = int(rt60_s * rate)
+    t = np.arange(n) / rate
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60_s)
+    tail[: int(0.002 * rate)] = 0.0
+    for _ in range(int(rng.integers(2, 7))):
+        k = int(rng.uniform(0.001, 0.02) * rate)
+        tail[k] += rng.uniform(-0.7, 0.7) * np.sqrt(np.sum(tail**2) / max(1, n) * rate * 0.01)
+    drr_db = rng.uniform(0.0, 12.0)
+    tail *= 10 ** (-drr_db / 20) / (np.sqrt(np.sum(tail**2)) + 1e-12)
+    tail[0] = 1.0
+    return tail
+
+
+def channel_colouring(n_bins: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Gain per rFFT bin of a random microphone/loudspeaker response: a smooth curve through +-6 dB at eight
+    log-spaced frequencies, with a random high-pass corner (50-300 Hz) and roll-off (3.5-8 kHz)."""
+    f = np.linspace(0, rate / 2, n_bins)
+    nodes = np.geomspace(100, rate / 2, 8)
+    db = np.interp(np.log(np.maximum(f, 1.0)), np.log(nodes), rng.uniform(-6, 6, len(nodes)))
+    hp, lp = rng.uniform(50, 300), rng.uniform(3500, min(8000, rate / 2))
+    gain = 10 ** (db / 20) / np.sqrt(1 + (hp / np.maximum(f, 1.0)) ** 4) / np.sqrt(1 + (f / lp) ** 8)
+    return gain
+
+
+def acoustics(pcm: np.ndarray, cfg: StreamConfig, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Room and microphone for one clip (each with its probability); float64 out, the tail of the room kept."""
+    # no draw when off, so recipes without acoustics see the same random streams as before
+    room = cfg.reverb_prob > 0 and rng.random() < cfg.reverb_prob
+    colour = cfg.colour_prob > 0 and rng.random() < cfg.colour_prob
+    if not (room or colour):
+        return pcm
+    x = pcm.astype(np.float64)
+    h = room_response(rate, float(rng.uniform(*cfg.rt60_s)), rng) if room else np.ones(1)
+    n = len(x) + len(h) - 1
+    size = 1 << (n - 1).bit_length()
+    spec = np.fft.rfft(x, size) * np.fft.rfft(h, size)
+    if colour:
+        spec *= channel_colouring(len(spec), rate, rng)
+    y = np.fft.irfft(spec, size)[: len(x) + (int(0.3 * rate) if room else 0)]
+    return y * (_rms(x) / _rms(y))
+
+
 @dataclass
 class Episode:
     pcm: np.ndarray  # int16
@@ -118,8 +175,9 @@ def build_episode(
     pieces: list[np.ndarray] = []
     marks: list[tuple[int, int, int, int]] = []  # (onset, end, label, piece start)
     pos = 0
+    gaps = cfg.tight_gap_s if cfg.tight_prob > 0 and rng.random() < cfg.tight_prob else cfg.gap_s
     for pcm, label in items:
-        gap = int(rng.uniform(*cfg.gap_s) * rate)
+        gap = int(rng.uniform(*gaps) * rate)
         pieces.append(np.zeros(gap))
         pos += gap
         if label < 0:
@@ -128,6 +186,7 @@ def build_episode(
             pos += length
             continue
         pcm = speed_perturb(pcm, cfg.speed, rate, rng)
+        pcm = acoustics(pcm, cfg, rate, rng)
         a, b = speech_bounds(pcm, hop)
         lead = int(rng.uniform(0, cfg.shift_s) * rate)
         clip = pcm[max(0, a - lead - int(0.05 * rate)) : b + int(rng.uniform(0.02, cfg.shift_s) * rate)]
@@ -156,11 +215,12 @@ def build_episode(
         labels[max(0, k_last - cfg.clip_frames) : k_last] = label
         return Episode(pcm, labels[:n_frames])
     labels = np.full(n_frames, silence_id, dtype=np.int64)
+    unknown_id = label_index.get(UNKNOWN, -1) if cfg.unknown_whole_word else -1
     for onset, end, label, _ in marks:
         # frame k covers samples [k*hop, k*hop + win): the first frame that has seen the word's end
         k_end = max(0, -(-(end - win) // hop))
         k_on = max(0, onset // hop)
-        labels[k_on : max(k_on, k_end - cfg.pre_frames)] = IGNORE
+        labels[k_on : max(k_on, k_end - cfg.pre_frames)] = label if label == unknown_id else IGNORE
         labels[max(0, k_end - cfg.pre_frames) : k_end + cfg.post_frames] = label
     return Episode(pcm, labels[:n_frames])
 

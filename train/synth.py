@@ -41,7 +41,7 @@ import wave
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
@@ -50,9 +50,17 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from edge.errors import EXIT_USER_ERROR, UserError
+from train import voices
+
+#: synthesis engines, in the order their speakers are listed and split (`train.voices`)
+ENGINES: tuple[str, ...] = ("espeak", "flite", "piper")
 
 TARGET_RATE = 16000
-CLIP_SAMPLES = TARGET_RATE  # every clip is exactly 1.0 s
+CLIP_SAMPLES = TARGET_RATE  # every word clip is exactly 1.0 s
+#: running-speech negatives: short sentences of common words in this folder (label `_unknown_`), 3.0 s each
+SENTENCE_FOLDER = "sentences"
+SENTENCE_SAMPLES = 3 * TARGET_RATE
+SENTENCE_WORDS = (3, 7)
 SPLITS = ("train", "validation", "test")
 BACKGROUND_DIR = "_background_noise_"
 INFO_FILE = "synth_info.json"
@@ -358,9 +366,13 @@ def synthesize(
 # =========================================================================== speakers and clip plans
 @dataclass(frozen=True)
 class Speaker:
+    """One synthetic speaker. espeak: voice + variant + base pitch (0-100); flite: voice + mean F0 in Hz;
+    piper: voice + warp in percent (see `train.voices`)."""
+
     voice: str
     variant: str
     pitch: int
+    engine: str = "espeak"
 
     @property
     def espeak_voice(self) -> str:
@@ -368,9 +380,11 @@ class Speaker:
 
     @property
     def speaker_id(self) -> str:
-        """8 hex digits like Speech Commands; stable for a given voice, variant and pitch."""
-        key = f"{self.voice}+{self.variant}@{self.pitch}".encode()
-        return f"{zlib.crc32(key) ^ 0x5EED5EED:08x}"
+        """8 hex digits like Speech Commands; stable for a given engine, voice, variant and pitch."""
+        key = f"{self.voice}+{self.variant}@{self.pitch}"
+        if self.engine != "espeak":
+            key = f"{self.engine}:{key}"
+        return f"{zlib.crc32(key.encode()) ^ 0x5EED5EED:08x}"
 
 
 @dataclass(frozen=True)
@@ -388,10 +402,24 @@ class SynthConfig:
     validation_fraction: float = 0.1
     testing_fraction: float = 0.1
     noise_seconds: float = 45.0
+    #: synthesis engines (`train.voices`): espeak-ng always; flite and piper where installed
+    engines: tuple[str, ...] = ("espeak",)
+    #: share of clips per engine (same order as `engines`; renormalised over the engines of each split)
+    engine_weights: tuple[float, ...] = (1.0,)
+    #: share of keyword clips said inside a carrier phrase ("hey jarvis"); the keyword stays at the end
+    carrier_share: float = 0.0
+    carriers: tuple[str, ...] = ("hey", "okay", "hi", "oh")
 
     def validate(self) -> None:
         if not self.voices or not self.pitches:
             raise SynthError("need at least one voice and one pitch")
+        unknown = [e for e in self.engines if e not in ENGINES]
+        if unknown or not self.engines:
+            raise SynthError(f"unknown synthesis engines {unknown}; choose from {', '.join(ENGINES)}")
+        if len(self.engine_weights) != len(self.engines) or min(self.engine_weights) <= 0:
+            raise SynthError("engine_weights: one positive weight per engine")
+        if not 0.0 <= self.carrier_share <= 1.0:
+            raise SynthError("carrier_share must be in [0, 1]")
         if not 0 <= self.validation_fraction < 1 or not 0 <= self.testing_fraction < 1:
             raise SynthError("split fractions must be in [0, 1)")
         if self.validation_fraction + self.testing_fraction >= 1:
@@ -403,20 +431,46 @@ class SynthConfig:
             raise SynthError("noise_seconds must be between 1 and 600")
 
 
+def usable_engines(config: SynthConfig) -> list[str]:
+    """The configured engines that are installed here (a missing one is left out; see `voices.available_engines`)."""
+    reasons = voices.available_engines()
+    return [e for e in config.engines if reasons.get(e) is None]
+
+
 def speaker_pool(config: SynthConfig) -> list[Speaker]:
-    """Every voice x available variant x base pitch; variants missing from the shipped data are skipped."""
-    present = set(available_variants())
-    variants = [v for v in config.variants if v == "" or v in present]
-    if not variants:
-        raise SynthError("none of the requested espeak-ng variants exist in the shipped voice data")
-    return [
-        Speaker(voice, var, pitch) for voice in config.voices for var in variants for pitch in config.pitches
-    ]
+    """espeak: every voice x available variant x base pitch (variants missing from the shipped data are
+    skipped); flite: every voice x its F0 settings; piper: every voice x warp. Only usable engines."""
+    engines = usable_engines(config)
+    out: list[Speaker] = []
+    if "espeak" in engines:
+        present = set(available_variants())
+        variants = [v for v in config.variants if v == "" or v in present]
+        if not variants:
+            raise SynthError("none of the requested espeak-ng variants exist in the shipped voice data")
+        out += [Speaker(voice, var, pitch) for voice in config.voices for var in variants for pitch in config.pitches]
+    if "flite" in engines:
+        out += [Speaker(v, "", f0, "flite") for v in voices.FLITE_VOICES for f0 in voices.FLITE_F0[v]]
+    if "piper" in engines:
+        out += [Speaker(v, "", w, "piper") for v in voices.PIPER_VOICES for w in voices.PIPER_WARPS]
+    if not out:
+        raise SynthError(f"none of the synthesis engines {', '.join(config.engines)} is installed")
+    return out
 
 
 def assign_speaker_splits(speakers: Sequence[Speaker], config: SynthConfig, seed: int) -> dict[Speaker, str]:
-    """Seeded shuffle; the first fractions of speakers go to validation and test, the rest to train."""
-    order = np.random.default_rng([seed, 0x5B1]).permutation(len(speakers))
+    """Per engine, a seeded shuffle; the first fractions of its speakers go to validation and test, the rest
+    to train (so every engine has training speakers; espeak's draw is the same as with espeak alone)."""
+    split_of: dict[Speaker, str] = {}
+    for k, engine in enumerate(ENGINES):
+        group = [s for s in speakers if s.engine == engine]
+        if group:
+            rng = np.random.default_rng([seed, 0x5B1] if k == 0 else [seed, 0x5B1, k])
+            split_of.update(_split_group(group, config, rng))
+    return split_of
+
+
+def _split_group(speakers: Sequence[Speaker], config: SynthConfig, rng: np.random.Generator) -> dict[Speaker, str]:
+    order = rng.permutation(len(speakers))
     n_val = int(round(config.validation_fraction * len(speakers)))
     n_test = int(round(config.testing_fraction * len(speakers)))
     if (
@@ -442,6 +496,7 @@ class ClipPlan:
     pitch_range: int
     gain_db: float
     seed: int  # for espeak's noise, the placement in the 1 s window and the noise floor
+    text: str = ""  # what is said ("" = the word); keyword clips may carry a carrier phrase before the word
 
 
 def _word_rng(seed: int, word: str, *keys: int) -> np.random.Generator:
@@ -455,7 +510,7 @@ def _share(fraction: float, n: int) -> int:
 
 
 def plan_word(
-    word: str, n: int, pools: dict[str, list[Speaker]], config: SynthConfig, seed: int
+    word: str, n: int, pools: dict[str, list[Speaker]], config: SynthConfig, seed: int, keyword: bool = False
 ) -> list[ClipPlan]:
     """Clip parameters for one word. Each split gets its share of the n clips (stratified).
 
@@ -467,7 +522,7 @@ def plan_word(
     plans = []
     for i, split in enumerate(splits):
         rng = _word_rng(seed, word, 1, i)
-        pool = pools[split]
+        pool = _engine_pool(pools[split], config, rng)
         speaker = pool[int(rng.integers(len(pool)))]
         pitch = int(
             np.clip(speaker.pitch + rng.integers(-config.pitch_jitter, config.pitch_jitter + 1), 0, 100)
@@ -483,9 +538,51 @@ def plan_word(
                 pitch_range=int(rng.integers(config.pitch_range[0], config.pitch_range[1] + 1)),
                 gain_db=float(rng.uniform(*config.gain_db)),
                 seed=int(rng.integers(2**31 - 1)),
+                text=_carrier_text(word, keyword, config, rng),
             )
         )
     return plans
+
+
+def plan_sentences(n: int, vocabulary: Sequence[str], pools: dict[str, list[Speaker]], config: SynthConfig,
+                   seed: int) -> list[ClipPlan]:
+    """Running-speech negatives: `n` sentences of 3-7 random words of `vocabulary`, spread over the splits
+    and speakers like a word's clips (folder `SENTENCE_FOLDER`)."""
+    plans = plan_word(SENTENCE_FOLDER, n, pools, config, seed)
+    out = []
+    for p in plans:
+        rng = _word_rng(seed, SENTENCE_FOLDER, 2, p.index)
+        k = int(rng.integers(SENTENCE_WORDS[0], SENTENCE_WORDS[1] + 1))
+        words = [vocabulary[int(i)] for i in rng.integers(len(vocabulary), size=k)]
+        out.append(replace(p, text=" ".join(words)))
+    return out
+
+
+def sentence_vocabulary(keywords: Sequence[str]) -> list[str]:
+    """Common words (`train.wordlist`) and the built-in negatives, without any word that holds a keyword or
+    is part of one."""
+    from train.wordlist import COMMON_WORDS
+
+    keys = [k.replace(" ", "") for k in keywords]
+    words = dict.fromkeys([*COMMON_WORDS, *DEFAULT_NEGATIVES])
+    return [w for w in words if not any(k in w or w in k for k in keys)]
+
+
+def _engine_pool(pool: list[Speaker], config: SynthConfig, rng: np.random.Generator) -> list[Speaker]:
+    """The speakers of one engine, drawn by `engine_weights` among the engines this split has (no draw, so
+    the same plans as before, when there is only one)."""
+    engines = [e for e in config.engines if any(s.engine == e for s in pool)]
+    if len(engines) <= 1:
+        return pool
+    w = np.array([config.engine_weights[config.engines.index(e)] for e in engines], dtype=np.float64)
+    engine = engines[int(rng.choice(len(engines), p=w / w.sum()))]
+    return [s for s in pool if s.engine == engine]
+
+
+def _carrier_text(word: str, keyword: bool, config: SynthConfig, rng: np.random.Generator) -> str:
+    if not keyword or config.carrier_share <= 0 or rng.random() >= config.carrier_share:
+        return word
+    return f"{config.carriers[int(rng.integers(len(config.carriers)))]} {word}"
 
 
 def clip_names(plans: Sequence[ClipPlan]) -> list[str]:
@@ -523,22 +620,41 @@ def fit_to_clip(x: np.ndarray, rng: np.random.Generator, length: int = CLIP_SAMP
     return out
 
 
+def speak(plan: ClipPlan, rate_wpm: int) -> np.ndarray:
+    """The plan's text by its speaker's engine at `rate_wpm` (flite/piper: as a tempo relative to 175 wpm),
+    float64 at 16 kHz."""
+    text, spk = plan.text or plan.word, plan.speaker
+    if spk.engine == "espeak":
+        return synthesize(text, spk.espeak_voice, rate_wpm, plan.pitch, plan.pitch_range, seed=plan.seed).astype(np.float64)
+    tempo = 175.0 / rate_wpm
+    if spk.engine == "flite":
+        f0 = spk.pitch + (plan.pitch - 50) * spk.pitch // 100  # the clip's pitch jitter, in percent of the speaker's F0
+        audio, rate = voices.flite_native(text, spk.voice, tempo, f0)
+        return resample(audio.astype(np.float64), rate, TARGET_RATE)
+    rng = np.random.default_rng([plan.seed, 2])
+    audio, rate = voices.piper_native(text, spk.voice, tempo, float(rng.uniform(0.4, 0.9)), float(rng.uniform(0.5, 1.0)))
+    # played warp/100 times faster: pitch, formants and tempo move together (a different vocal tract)
+    return resample(audio.astype(np.float64), rate * spk.pitch // 100, TARGET_RATE)
+
+
 def render_clip(plan: ClipPlan, config: SynthConfig) -> np.ndarray:
-    """One 1-second int16 clip. If the word is too long at the planned rate, it is spoken faster."""
+    """One int16 clip: 1 s for a word, 3 s for a sentence. If the text is too long at the planned rate, it
+    is spoken faster; a carrier phrase that still does not fit loses its start (the keyword is at the end),
+    a sentence its end."""
+    length = SENTENCE_SAMPLES if plan.word == SENTENCE_FOLDER else CLIP_SAMPLES
     rate = plan.rate_wpm
     while True:
-        audio = synthesize(
-            plan.word, plan.speaker.espeak_voice, rate, plan.pitch, plan.pitch_range, seed=plan.seed
-        ).astype(np.float64)
-        speech = trim_silence(audio)
-        if len(speech) <= CLIP_SAMPLES or rate >= RATE_LIMITS[1]:
+        speech = trim_silence(speak(plan, rate))
+        if len(speech) <= length or rate >= RATE_LIMITS[1]:
             break
         rate = min(RATE_LIMITS[1], int(rate * 1.25))
     if len(speech) == 0:
-        raise SynthError(f"espeak-ng produced silence for {plan.word!r}")
+        raise SynthError(f"{plan.speaker.engine} produced silence for {plan.word!r}")
+    if len(speech) > length and plan.text and plan.text != plan.word:
+        speech = speech[:length] if plan.word == SENTENCE_FOLDER else speech[-length:]
     rng = np.random.default_rng([plan.seed, 1])
     peak = 32767.0 * 10 ** ((-6.0 + plan.gain_db) / 20.0)
-    clip = fit_to_clip(speech * (peak / np.max(np.abs(speech))), rng)
+    clip = fit_to_clip(speech * (peak / np.max(np.abs(speech))), rng, length)
     if config.noise_floor_dbfs is not None:
         clip += rng.normal(0.0, 32767.0 * 10 ** (config.noise_floor_dbfs / 20.0), len(clip))
     return to_int16(clip)
@@ -742,6 +858,7 @@ def generate_dataset(
     seed: int = 0,
     *,
     n_per_negative: int | None = None,
+    n_sentences: int = 0,
     config: SynthConfig = SynthConfig(),
     force: bool = False,
     workers: int = 1,
@@ -773,6 +890,12 @@ def generate_dataset(
     folders = [word_folder(w) for w in (*keywords, *negatives)]
     if len(set(folders)) != len(folders):
         raise SynthError("two words map to the same folder name")
+    if n_sentences < 0:
+        raise SynthError("n_sentences must be >= 0")
+    if n_sentences:
+        if SENTENCE_FOLDER in folders:
+            raise SynthError(f"{SENTENCE_FOLDER!r} is reserved for the running-speech negatives")
+        folders.append(SENTENCE_FOLDER)
     if n_per_word < 1:
         raise SynthError("n_per_word must be at least 1")
     n_neg = max(1, n_per_word // 3) if n_per_negative is None else n_per_negative
@@ -783,8 +906,9 @@ def generate_dataset(
     speakers = speaker_pool(config)
     split_of = assign_speaker_splits(speakers, config, seed)
     pools = {s: [spk for spk in speakers if split_of[spk] == s] for s in SPLITS}
-    plans = [p for w in keywords for p in plan_word(w, n_per_word, pools, config, seed)]
+    plans = [p for w in keywords for p in plan_word(w, n_per_word, pools, config, seed, keyword=True)]
     plans += [p for w in negatives for p in plan_word(w, n_neg, pools, config, seed)] if n_neg else []
+    plans += plan_sentences(n_sentences, sentence_vocabulary(keywords), pools, config, seed) if n_sentences else []
     names = clip_names(plans)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -793,7 +917,8 @@ def generate_dataset(
         tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is an ordinary folder
         for folder in folders:
             (tmp / folder).mkdir()
-        noise_args = (config.noise_seconds, pools["train"], {*keywords, *negatives}, seed)
+        babblers = [s for s in pools["train"] if s.engine == "espeak"] or [Speaker("en-us", "", 50)]
+        noise_args = (config.noise_seconds, babblers, {*keywords, *negatives}, seed)
         with _executor(workers) as pool:
             noise_job = pool.submit(background_noises, *noise_args) if pool is not None else None
             for name, clip in zip(names, _render_all(plans, config, pool, progress), strict=True):
@@ -803,7 +928,7 @@ def generate_dataset(
         for fname, pcm in noises.items():
             write_wav(tmp / BACKGROUND_DIR / fname, pcm)
         _write_metadata(
-            tmp, plans, names, speakers, split_of, config, keywords, negatives, n_per_word, n_neg, seed
+            tmp, plans, names, speakers, split_of, config, keywords, negatives, n_per_word, n_neg, seed, n_sentences
         )
         _install(tmp, out_dir)
     finally:
@@ -833,12 +958,13 @@ def _write_metadata(
     n_per_word: int,
     n_neg: int,
     seed: int,
+    n_sentences: int = 0,
 ) -> None:
     for split, fname in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
         rows = sorted(n for n, p in zip(names, plans, strict=True) if p.split == split)
         (root / fname).write_text("".join(f"{r}\n" for r in rows))
-    lines = ["speaker\tvoice\tvariant\tpitch\tsplit\n"]
-    lines += [f"{s.speaker_id}\t{s.voice}\t{s.variant or '-'}\t{s.pitch}\t{split_of[s]}\n" for s in speakers]
+    lines = ["speaker\tengine\tvoice\tvariant\tpitch\tsplit\n"]
+    lines += [f"{s.speaker_id}\t{s.engine}\t{s.voice}\t{s.variant or '-'}\t{s.pitch}\t{split_of[s]}\n" for s in speakers]
     (root / "speakers.tsv").write_text("".join(lines))
     try:
         loader_version = metadata.version("espeakng-loader")
@@ -854,6 +980,7 @@ def _write_metadata(
         "negatives": list(negatives),
         "n_per_word": n_per_word,
         "n_per_negative": n_neg,
+        "n_sentences": n_sentences,
         "sample_rate": TARGET_RATE,
         "config": asdict(config),
     }

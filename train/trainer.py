@@ -13,15 +13,17 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 from tqdm import tqdm
 
+from edge.atomic import write_bytes_atomic, write_text_atomic
 from edge.errors import UserError
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
 from edge.postprocess import PostprocessConfig, clip_decision, standard_summary, summarize
 from edge.datasets import evaluation_clips, reuse_by_name, standard_clips
 from train.data import SILENCE, UNKNOWN, AudioCache, Dataset, Recipe, load_dataset, recorded_data_dirs, synthetic_noise
+from train.synth import SENTENCE_FOLDER
 from train.models import Cell, ModelConfig, RecurrentKWS, build_model, model_size
 from train.streams import IGNORE, StreamConfig, StreamView, build_view
 
@@ -58,6 +60,12 @@ class TrainConfig:
     #: (GRU-64, 24 epochs, both Speech Commands folders, on/off ~200 clips vs ~980): 0.6 lifts on/off on the
     #: test split from 47/36 % to 72/45 % and the standard figure from 69.8 to 70.7 %.
     oversample: float = 0.6
+    #: at most this many `_unknown_` clips per augmented view, a different random draw per view (0 = all):
+    #: thousands of real negative clips beside a few hundred wake-word clips, without slower epochs
+    unknown_per_view: int = 0
+    #: data folders (of `data`) never trained on: their validation clips still choose the epoch and, at export,
+    #: the threshold (real negative speech beside a synthetic wake word; see `train.cli.real_negative_dirs`)
+    heldout_data: tuple[str, ...] = ()
     stream: StreamConfig = field(default_factory=StreamConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
@@ -72,6 +80,8 @@ class TrainConfig:
         d["data"] = [str(p) for p in recorded_data_dirs(self.data)]
         d["stream"]["gap_s"] = list(self.stream.gap_s)
         d["stream"]["speed"] = list(self.stream.speed)
+        d["stream"]["rt60_s"] = list(self.stream.rt60_s)
+        d["stream"]["tight_gap_s"] = list(self.stream.tight_gap_s)
         return d
 
 
@@ -133,6 +143,18 @@ def oversample_scarce(items: list[tuple[np.ndarray, int]], labels: list[str], sh
     return out
 
 
+def view_clips(items: list[tuple[np.ndarray, int]], labels: list[str], cap: int, seed: int,
+               exempt: set[int] | frozenset[int] = frozenset()) -> list[tuple[np.ndarray, int]]:
+    """`items` with at most `cap` `_unknown_` clips, drawn per view seed (0 or fewer unknowns: all of them).
+    Items whose index is in `exempt` (the synthetic running-speech sentences) are always kept."""
+    unknown = labels.index(UNKNOWN) if UNKNOWN in labels else None
+    idx = [i for i, (_, label) in enumerate(items) if label == unknown and i not in exempt]
+    if cap <= 0 or len(idx) <= cap:
+        return items
+    drop = set(idx) - set(np.random.default_rng([seed, 0x0E6]).choice(idx, cap, replace=False).tolist())
+    return [it for i, it in enumerate(items) if i not in drop]
+
+
 @dataclass
 class Prepared:
     dataset: Dataset
@@ -142,6 +164,8 @@ class Prepared:
     eval_sets: dict[str, tuple[list[np.ndarray], list[int]]]  # split -> (features per clip, truth)
     #: split -> (features per clip, truth) of `edge.datasets.standard_clips` (the standard figure)
     standard_sets: dict[str, tuple[list[np.ndarray], list[int]]] = field(default_factory=dict)
+    #: indices into `train` of running-speech sentences (never dropped by `unknown_per_view`)
+    sentences: frozenset[int] = frozenset()
 
 
 def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepared:
@@ -151,11 +175,13 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
     if SILENCE not in labels:
         raise UserError("the label set needs a _silence_ class for streaming training")
     index = {l: i for i, l in enumerate(labels)}
-    train_clips = dataset.split("train")
+    heldout = [Path(d).resolve() for d in cfg.heldout_data]
+    train_clips = [c for c in dataset.split("train") if not any(h in c.path.resolve().parents for h in heldout)]
     if not train_clips:
         raise UserError("the dataset has no training clips")
     it = tqdm(train_clips, desc="loading audio", unit="clip", disable=not progress, leave=False)
     train = oversample_scarce([(cache.get(c.path), index[c.label]) for c in it], labels, cfg.oversample)
+    sentences = frozenset(i for i, c in enumerate(train_clips) if c.path.parent.name == SENTENCE_FOLDER)
     noise = [cache.get(p) for p in dataset.noise_files] or synthetic_noise(fe.sample_rate, 60.0, cfg.seed)
     eval_sets, standard_sets = {}, {}
     for split in ("validation", "test"):
@@ -166,7 +192,7 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
         spcm, struth, snames = standard_clips(dataset, split, cache)
         known = dict(zip(names, eval_sets[split][0]))
         standard_sets[split] = (reuse_by_name(snames, spcm, known, lambda todo: clip_features(todo, fe)), struth)
-    return Prepared(dataset, labels, train, noise, eval_sets, standard_sets)
+    return Prepared(dataset, labels, train, noise, eval_sets, standard_sets, sentences)
 
 
 def class_weights(view: StreamView, num_classes: int) -> torch.Tensor:
@@ -309,8 +335,8 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     model = build_model(mcfg)
     index = {l: i for i, l in enumerate(labels)}
     views = ViewCache(
-        lambda k, show: build_view(prep.train, prep.noise, index, cfg.stream, cfg.frontend, cfg.batch,
-                                   cfg.seed * 1000 + k, show),
+        lambda k, show: build_view(view_clips(prep.train, labels, cfg.unknown_per_view, cfg.seed * 1000 + k, prep.sentences),
+                                   prep.noise, index, cfg.stream, cfg.frontend, cfg.batch, cfg.seed * 1000 + k, show),
         cfg.views, progress)
     view = views.get
 
@@ -364,8 +390,9 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
 
 # ----------------------------------------------------------------------------- run folder
 def save_run(out_dir: Path, model: RecurrentKWS, cfg: TrainConfig, labels: list[str], metrics: dict, history: list) -> None:
+    """Write the run folder's weights, config and metrics, each file atomically (`edge.atomic`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / CHECKPOINT))
+    write_bytes_atomic(out_dir / CHECKPOINT, save({k: v.contiguous() for k, v in model.state_dict().items()}))
     meta = {
         "labels": labels,
         "train_config": cfg.to_dict(),
@@ -375,10 +402,8 @@ def save_run(out_dir: Path, model: RecurrentKWS, cfg: TrainConfig, labels: list[
         "metrics": metrics,
         "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
     }
-    (out_dir / CONFIG).write_text(json.dumps(meta, indent=2))
-    with open(out_dir / "metrics.jsonl", "w") as f:
-        for row in history:
-            f.write(json.dumps(row) + "\n")
+    write_text_atomic(out_dir / CONFIG, json.dumps(meta, indent=2))
+    write_text_atomic(out_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
 
 
 @dataclass

