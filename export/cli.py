@@ -90,7 +90,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(json.dumps({"ok": ok, **fidelity}))
     else:
         print(json.dumps(fidelity, indent=2))
-        print("verify: " + ("PASS" if ok else "FAIL") + f" (int8 agreement {agreement:.2%}, required {args.min_agreement:.0%})")
+        print("verify: " + ("PASS" if ok else "FAIL") + f" (int8 agreement {agreement:.2%}, required {args.min_agreement:.1%})")
     return 0 if ok else 1
 
 

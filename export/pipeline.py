@@ -256,7 +256,7 @@ def build_artifacts(run_dir: Path, out_dir: Path, opts: ExportOptions, force: bo
         agreement = fidelity["int8"]["frame_argmax_agreement"]
         if agreement < opts.min_agreement:
             raise UserError(f"int8 model agrees with the float model on {agreement:.1%} of frames, below the "
-                            f"required {opts.min_agreement:.0%}; artifacts not written")
+                            f"required {opts.min_agreement:.1%}; artifacts not written")
         say(f"setting keyword thresholds for <= {opts.target_fa_per_hour:g} FA/h on {opts.threshold_minutes:g} min "
             f"of validation-split audio (int8) ...", flush=True)
         op = calibrate(load_manifest(tmp), dataset, CalibrationOptions(opts.target_fa_per_hour, opts.threshold_minutes),

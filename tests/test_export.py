@@ -256,6 +256,26 @@ def test_existing_artifacts_are_not_overwritten(artifacts: Path, trained_run: Pa
     assert sha256_file(artifacts / "manifest.json") == before
 
 
+def test_low_int8_agreement_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    """The int8-agreement gate (`--min-agreement`, default 0.98) refuses the export with one line naming the
+    agreement, and leaves nothing behind: neither the artifacts folder nor its temporary sibling. A gate of
+    100 % refuses any model whose int8 argmax differs from the float one on a single verified frame (the
+    fixture's: about 99 % on 60 s). Baseline and ONNX are skipped: the gate does not look at them."""
+    from export.pipeline import ExportOptions, build_artifacts
+
+    out = tmp_path / "art"
+    opts = ExportOptions(verify_seconds=60, calibration_seconds=90, min_agreement=1.0, threshold_minutes=3.0,
+                         baseline=False, onnx=False)
+    with pytest.raises(UserError) as refused:
+        build_artifacts(trained_run, out, opts, progress=False)
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1, message
+    assert "int8 model agrees with the float model on" in message and "below the required 100.0%" in message
+    assert "artifacts not written" in message
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # the temporary `.art.*` folder is removed too
+
+
 def test_firmware_costs_are_recorded_in_the_manifest(artifacts: Path, tmp_path: Path) -> None:
     """`make export` writes the Cortex-M4 costs into the manifest; the runtime still accepts it."""
     from export.c_codegen import CodegenError, record_in_manifest

@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+#: an arm64 userland (built on first use) and emulated runs: `make test-fast` leaves this module out.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 PI_DIR = REPO / "tests" / "pi"
 TOOLS = ("qemu-aarch64-static", "debootstrap", "dpkg-deb")
