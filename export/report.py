@@ -293,12 +293,16 @@ def frames_for_seconds(seconds: float, fe: FrontendConfig) -> int:
 
 def posteriors_tflite(manifest: Manifest, vdef: VariantDef, feats: np.ndarray, progress: bool) -> StreamPosteriors:
     """One interpreter invoke per frame with the state carried, exactly as `StreamingDetector` does."""
-    t0 = time.perf_counter()
     det = StreamingDetector(manifest, vdef.tflite or "", vdef.runtime or Runtime.AUTO)
+    return step_posteriors(det, feats, progress, f"stream {vdef.title}")
+
+
+def step_posteriors(det: StreamingDetector, feats: np.ndarray, progress: bool = False, desc: str = "") -> StreamPosteriors:
+    """`det`'s model stepped over `feats` from its current state, in the detector's units."""
+    t0 = time.perf_counter()
     q = det.model.posterior_scale
-    units = np.zeros((len(feats), len(manifest.labels)), dtype=np.int64 if q else np.float64)
-    for i, f in enumerate(tqdm(feats, desc=f"stream {vdef.title}", unit="frame", disable=not progress,
-                               leave=False, mininterval=1.0)):
+    units = np.zeros((len(feats), len(det.labels)), dtype=np.int64 if q else np.float64)
+    for i, f in enumerate(tqdm(feats, desc=desc, unit="frame", disable=not progress, leave=False, mininterval=1.0)):
         raw = det.model.step_raw(f)
         units[i] = raw.astype(np.int64) - q[1] if q else raw.astype(np.float64)
     return StreamPosteriors(units, q[0] if q else 1.0, q is not None, det.model.runtime.value, time.perf_counter() - t0)

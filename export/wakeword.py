@@ -33,7 +33,7 @@ from edge.errors import EXIT_USER_ERROR, UserError
 from edge.frontend import FrontendConfig, StreamingFrontend
 from edge.manifest import Manifest, load_manifest
 from edge.postprocess import Detector, PostprocessConfig, integer_threshold, keyword_labels
-from export.report import StreamPosteriors, fast_detect, window_sums
+from export.report import StreamPosteriors, fast_detect, step_posteriors, window_sums
 
 #: thresholds of the sweep (one for every keyword); the int8 grid is 1/256 per frame, so these are all distinct
 SWEEP = tuple(float(t) for t in np.round(np.concatenate([np.arange(0.05, 0.9, 0.05), np.arange(0.9, 1.0, 0.01)]), 4))
@@ -85,15 +85,10 @@ def tflite_posteriors(manifest: Manifest, variant: str) -> Posteriors:
     from edge.detector import StreamingDetector
 
     det = StreamingDetector(manifest, variant)
-    q = det.model.posterior_scale
 
     def run(feats: np.ndarray) -> StreamPosteriors:
         det.model.reset()
-        units = np.zeros((len(feats), len(manifest.labels)), dtype=np.int64 if q else np.float64)
-        for i, f in enumerate(feats):
-            raw = det.model.step_raw(f)
-            units[i] = raw.astype(np.int64) - q[1] if q else raw.astype(np.float64)
-        return StreamPosteriors(units, q[0] if q else 1.0, q is not None, det.model.runtime.value, 0.0)
+        return step_posteriors(det, feats)
 
     return run
 
