@@ -9,6 +9,7 @@ MIN_SAMPLE_RATE..MAX_SAMPLE_RATE.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from edge.errors import AudioError
 from edge.quiet import filtered_fd2
@@ -40,32 +42,52 @@ def _soundfile():
     return soundfile
 
 
+@functools.lru_cache(maxsize=16)
+def _polyphase_table(up: int, down: int, zero_crossings: float, kaiser_beta: float, rolloff: float,
+                     unity_dc: bool) -> np.ndarray:
+    """The filter of `Resampler` as [phase, tap] (read-only: shared through the cache). Row `phase` multiplies
+    x[i_max - j] for the outputs whose upsampled position has that phase."""
+    factor = max(up, down)
+    half = zero_crossings * factor  # the Kaiser window's half-length in upsampled samples
+    center = int(half)
+    length = 2 * center + 1
+    cutoff = rolloff * 0.5 / factor  # cycles per sample at the upsampled rate
+    t = np.arange(length) - center
+    window = np.i0(kaiser_beta * np.sqrt(1 - (t / half) ** 2.0)) / np.i0(float(kaiser_beta))
+    h = 2 * cutoff * np.sinc(2 * cutoff * t) * window * up
+    taps = -(-length // up)
+    padded = np.zeros(taps * up)
+    padded[:length] = h
+    table = padded.reshape(taps, up).T.copy()
+    if unity_dc:
+        table /= table.sum(axis=1, keepdims=True)  # every phase passes DC with gain exactly one
+    table.setflags(write=False)
+    return table
+
+
 class Resampler:
-    """Polyphase windowed-sinc (Kaiser) rational resampler with carried state.
+    """Polyphase windowed-sinc (Kaiser) rational resampler with carried state: the one resampler of the project
+    (files and microphones at any rate, speed perturbation in training, speech synthesis).
 
     `process()` may be called with chunks of any size; `flush()` returns the tail. The output of
     process(a)+process(b)+flush() equals process(a+b)+flush() exactly, and the total length is
     ceil(n_in * dst / src). The filter has `zero_crossings` sinc lobes per side at the lower of the
-    two Nyquist rates, and the group delay is compensated so the output is time-aligned.
+    two Nyquist rates, its cut-off at `rolloff` x that Nyquist rate (slightly below, so the transition band
+    does not alias), and the group delay is compensated so the output is time-aligned: output sample m is the
+    input at time m / dst_rate. With `unity_dc` every filter phase is scaled to pass DC with gain exactly one.
     """
 
-    def __init__(self, src_rate: int, dst_rate: int, zero_crossings: int = 16, kaiser_beta: float = 8.6):
+    def __init__(self, src_rate: int, dst_rate: int, zero_crossings: float = 16, kaiser_beta: float = 8.6,
+                 rolloff: float = 0.95, unity_dc: bool = False):
         if src_rate <= 0 or dst_rate <= 0:
             raise AudioError(f"invalid sample rates {src_rate} -> {dst_rate}")
+        if not 0.0 < rolloff < 1.0:
+            raise ValueError(f"rolloff must be in (0, 1), got {rolloff}")
         g = math.gcd(src_rate, dst_rate)
         self.up, self.down = dst_rate // g, src_rate // g
-        factor = max(self.up, self.down)
-        length = 2 * zero_crossings * factor + 1
-        self.center = length // 2
-        # Cut-off slightly below the lower Nyquist so the transition band does not alias.
-        cutoff = 0.95 * 0.5 / factor  # cycles per sample at the upsampled rate
-        t = np.arange(length) - self.center
-        h = 2 * cutoff * np.sinc(2 * cutoff * t) * np.kaiser(length, kaiser_beta) * self.up
-        self.taps = -(-length // self.up)
-        padded = np.zeros(self.taps * self.up)
-        padded[:length] = h
-        # table[phase, j] multiplies x[i_max - j] for outputs whose upsampled position has that phase.
-        self.table = padded.reshape(self.taps, self.up).T.copy()
+        self.center = int(zero_crossings * max(self.up, self.down))
+        self.table = _polyphase_table(self.up, self.down, zero_crossings, kaiser_beta, rolloff, unity_dc)
+        self.taps = self.table.shape[1]
         self._buffer = np.zeros(0)
         self._buffer_start = 0  # absolute index of _buffer[0]
         self._n_in = 0
@@ -81,9 +103,12 @@ class Resampler:
         if len(n) == 0:
             return np.zeros(0)
         i_max, phase = self._position(n)
-        idx = i_max[:, None] - np.arange(self.taps)[None, :] - self._buffer_start
-        valid = idx >= 0  # samples before the start of the signal are zeros
-        values = np.where(valid, self._buffer[np.clip(idx, 0, None)], 0.0)
+        newest = i_max - self._buffer_start  # buffer index of each output's newest input sample
+        before = max(0, self.taps - 1 - int(newest[0]))  # samples before the start of the signal are zeros
+        buffer = np.concatenate([np.zeros(before), self._buffer]) if before else self._buffer
+        # values[k, j] = buffer[newest[k] + before - j]: row k is a window of the reversed buffer
+        windows = sliding_window_view(buffer[::-1], self.taps)
+        values = windows[len(buffer) - 1 - before - newest]
         out = np.einsum("nj,nj->n", values, self.table[phase])
         self._n_out = n_stop
         keep_from = self._position(np.array([n_stop]))[0][0] - self.taps + 1
@@ -118,12 +143,15 @@ class Resampler:
         return self._emit(total)
 
 
-def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
-    """Resample a whole float signal (see `Resampler`)."""
+def resample(x: np.ndarray, src_rate: int, dst_rate: int, *, zero_crossings: float = 16, kaiser_beta: float = 8.6,
+             rolloff: float = 0.95, unity_dc: bool = False, block: int = DEFAULT_BLOCK) -> np.ndarray:
+    """Resample a whole float signal (see `Resampler` for the filter parameters), fed `block` samples at a time
+    so that memory stays bounded however long the signal; float64 out."""
     if src_rate == dst_rate:
         return np.asarray(x, dtype=np.float64).copy()
-    r = Resampler(src_rate, dst_rate)
-    return np.concatenate([r.process(x), r.flush()])
+    r = Resampler(src_rate, dst_rate, zero_crossings, kaiser_beta, rolloff, unity_dc)
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    return np.concatenate([r.process(x[i : i + block]) for i in range(0, len(x), block)] + [r.flush()])
 
 
 def float_to_int16(x: np.ndarray) -> np.ndarray:

@@ -1,38 +1,34 @@
 """`kws-edge` / `python -m edge run | eval | bench` — the on-device commands (numpy, front end, TFLite
-interpreter only). `run` is a thin layer over `edge.KeywordSpotter`: inputs (files, stdin, a microphone)
-converted to the model's rate, events printed and handed to the `--on-detect` hook."""
+interpreter only): argument parsing and printing. `run` is a thin layer over `edge.KeywordSpotter`: inputs
+(files, stdin, a microphone) converted to the model's rate, events printed and handed to the `--on-detect`
+hook; `eval` prints `edge.evaluation.evaluate_folder`, `bench` prints `edge.bench.bench`."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
-import resource
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from edge.args import Parser, finite_number, output_file
 from edge.atomic import NpyRowWriter
 from edge.audio import PcmConverter, iter_wav_chunks, wav_info
-from edge.datasets import (AudioCache, Recipe, auto_recipe, evaluation_clips, load_dataset, noise_segments, reuse_by_name,
-                           standard_clips, synthetic_noise)
+from edge.bench import BENCH_SECONDS, bench
+from edge.datasets import Recipe, auto_recipe
 from edge.detector import StreamingDetector
 from edge.errors import EXIT_USER_ERROR, UserError
-from edge.frontend import FrontendBackend, FrontendConfigError, StreamingFrontend, backend_note, parse_frontend_backend
+from edge.evaluation import evaluate_folder
+from edge.frontend import FrontendBackend, backend_note, parse_frontend_backend
 from edge.hook import DEFAULT_QUEUE, DEFAULT_TIMEOUT, DetectionHook, parse_command
-from edge.interpreters import Kernels, ModelRunner, Runtime, parse_kernels, parse_runtime
+from edge.interpreters import parse_kernels, parse_runtime
 from edge.manifest import Manifest
 from edge.mic import input_devices, mic_chunks
-from edge.postprocess import Event, clip_decision, standard_summary, summarize
+from edge.postprocess import Event
 from edge.spotter import VARIANTS, KeywordSpotter
-
-#: `bench --seconds` range: percentiles over at least 50 frames; at most ~0.5 GB of generated test audio.
-BENCH_SECONDS = (0.5, 3600.0)
-
 
 def _common(p: argparse.ArgumentParser, model_required: bool = True) -> None:
     p.add_argument("--model", required=model_required, type=Path, help="artifacts folder from `make export`")
@@ -277,46 +273,6 @@ def _detector(args: argparse.Namespace, model: Path | Manifest) -> StreamingDete
     return det
 
 
-def reset_posteriors(det: StreamingDetector, pcm: Iterable[np.ndarray]) -> list[np.ndarray]:
-    """Frame posteriors of each clip streamed alone from a reset state (float probabilities)."""
-    det.keep_posteriors = True
-    out = []
-    for clip in pcm:
-        det.reset()
-        det.process(clip)
-        out.append(det.posterior_array())
-    return out
-
-
-def evaluate(det: StreamingDetector, pcm: list[np.ndarray], truth: list[int], carry_state: bool,
-             noise: list[np.ndarray] | None = None, progress: bool = False,
-             posteriors: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
-    """Stream each clip through the detector and decide per clip with `clip_decision`. Without
-    `carry_state`, `posteriors` (the clips' `reset_posteriors`, when already computed) saves streaming them."""
-    det.keep_posteriors = True
-    post = det.postprocess
-    labels = det.labels
-    if not carry_state:
-        posteriors = reset_posteriors(det, pcm) if posteriors is None else posteriors
-        return summarize([clip_decision(p, labels, post) for p in posteriors], truth, labels)
-    pred = []
-    rng = np.random.default_rng(0)
-    tail_frames = 30
-    det.reset()
-    for clip in pcm:
-        # background gap (0.5 s) then the clip; decide on the clip's frames and 0.3 s after it
-        gap = np.zeros(det.sample_rate // 2, dtype=np.int16)
-        if noise:
-            src = noise[rng.integers(len(noise))]
-            start = int(rng.integers(0, max(1, len(src) - len(gap))))
-            gap = (src[start : start + len(gap)].astype(np.float64) * 0.1).astype(np.int16)
-        det.process(gap)
-        det.posteriors = []  # the state is carried, the kept posteriors are not: rows from this clip's first frame
-        det.process(np.concatenate([clip, np.zeros(int(0.3 * det.sample_rate), dtype=np.int16)]))
-        pred.append(clip_decision(det.posterior_array()[: len(clip) // 160 + tail_frames], labels, post))
-    return summarize(pred, truth, labels)
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     det = _detector(args, args.model)
     for d in args.data:
@@ -325,23 +281,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     recipe = auto_recipe(args.data) if args.recipe == "auto" else Recipe(args.recipe) if args.recipe in {r.value for r in Recipe} else None
     if recipe is None:
         raise UserError(f"unknown recipe {args.recipe!r}")
-    keywords = tuple(l for l in det.labels if not l.startswith("_")) if recipe in (Recipe.SPEECH_COMMANDS, Recipe.FOLDER) else None
-    dataset = load_dataset(recipe, args.data, keywords)
-    split = "test" if recipe is Recipe.SC_TEST_SET else args.split
-    cache = AudioCache(det.sample_rate)
-    pcm, truth, names = evaluation_clips(dataset, split, cache, labels=det.labels)
-    standard = standard_clips(dataset, split, cache, labels=det.labels)
-    if args.limit:
-        pcm, truth, names = pcm[: args.limit], truth[: args.limit], names[: args.limit]
-        standard = (standard[0][: args.limit], standard[1][: args.limit], standard[2][: args.limit])
-    if not pcm:
-        raise UserError(f"{' '.join(map(str, args.data))}: no clips in split {split!r}")
-    noise = noise_segments([cache.get(p) for p in dataset.noise_files] or synthetic_noise(det.sample_rate, 60.0, 0), split)
-    posteriors = None if args.carry_state else reset_posteriors(det, pcm)
-    result = evaluate(det, pcm, truth, args.carry_state, noise, posteriors=posteriors)
-    result["standard"] = evaluate_standard(det, standard, dict(zip(names, posteriors or [])))
-    result.update({"variant": args.variant, "runtime": det.model.runtime.value, "split": split,
-                   "recipe": recipe.value, "mode": "carry-state" if args.carry_state else "reset-per-clip"})
+    result = evaluate_folder(det, args.variant, args.data, recipe, args.split, args.limit, args.carry_state)
     if args.json:
         print(json.dumps(result))
     else:
@@ -357,137 +297,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_standard(det: StreamingDetector, clips: tuple[list[np.ndarray], list[int], list[str]],
-                      known: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The standard accuracy figure (`edge.postprocess.standard_summary`) of a `standard_clips` set, each clip
-    streamed alone from a reset state; clips in `known` (name -> `reset_posteriors`) are not streamed again."""
-    pcm, truth, names = clips
-    posteriors = reuse_by_name(names, pcm, known, lambda todo: reset_posteriors(det, todo))
-    return standard_summary(posteriors, truth, det.labels, det.postprocess.window)
-
-
 # ----------------------------------------------------------------------------- bench
-def _pct(values: list[float]) -> dict[str, float]:
-    a = np.asarray(values) * 1e6
-    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99))}
-
-
-def _time_stream(det: StreamingDetector, pcm: np.ndarray) -> tuple[dict[str, list[float]], np.ndarray]:
-    """Per-hop wall time of each stage, and the raw posteriors (to compare kernel sets)."""
-    hop = det.manifest.frontend.hop_samples
-    t_fe, t_model, t_post, raws = [], [], [], []
-    clock = time.perf_counter
-    for i in range(0, len(pcm) - hop + 1, hop):
-        a = clock()
-        frames = det.frontend.process(pcm[i : i + hop])
-        b = clock()
-        for f in frames:
-            raw = det.model.step_raw(f)
-            c = clock()
-            det.detector.update(raw)
-            d = clock()
-            t_fe.append(b - a)
-            t_model.append(c - b)
-            t_post.append(d - c)
-            raws.append(raw)
-    return {"frontend": t_fe, "model": t_model, "postprocess": t_post}, np.asarray(raws)
-
-
-def _time_baseline(det: StreamingDetector, variant: str, threads: int, kernels: Kernels) -> dict[str, Any] | None:
-    base = det.manifest.data.get("baseline", {}).get("variants", {})
-    bname = variant if variant in base else ("float32" if "float32" in base else None)
-    if not bname:
-        return None
-    spec = det.manifest.variant(bname, section="baseline")
-    runner = ModelRunner(spec.path.read_bytes(), det.model.runtime, num_threads=threads, kernels=kernels)
-    inp = spec.input("features")
-    x = np.zeros(inp["shape"], dtype=np.dtype(inp["dtype"]))
-    times = []
-    for _ in range(200):
-        a = time.perf_counter()
-        runner.set_input(inp["position"], x)
-        runner.invoke()
-        times.append(time.perf_counter() - a)
-    return {"variant": bname, "window_frames": det.manifest.data["baseline"]["window_frames"],
-            "model_us": _pct(times),
-            "method": "the non-streaming model re-run over the last 1 s window every hop (200 timed invokes)"}
-
-
-def _time_frontends(det: StreamingDetector, pcm: np.ndarray) -> dict[str, Any]:
-    """The front end's per-hop time with each available backend, and whether their features are equal."""
-    hop = det.manifest.frontend.hop_samples
-    result: dict[str, Any] = {}
-    features = {}
-    for backend in (FrontendBackend.LIBRARY, FrontendBackend.PYMICRO):
-        try:
-            fe = StreamingFrontend(det.manifest.frontend, backend)
-        except FrontendConfigError as exc:
-            result[backend.value] = {"available": False, "why": str(exc)}
-            continue
-        fe.process(pcm[: det.sample_rate // 2])
-        fe.reset()
-        times, frames = [], []
-        for i in range(0, len(pcm) - hop + 1, hop):
-            a = time.perf_counter()
-            frames.append(fe.process(pcm[i : i + hop]))
-            times.append(time.perf_counter() - a)
-        features[backend] = np.concatenate(frames)
-        result[backend.value] = {"available": True, "frontend_us": _pct(times)}
-    if len(features) == 2:
-        a, b = features.values()
-        result["identical_features"] = bool(a.shape == b.shape and np.array_equal(a, b))
-    return result
-
-
-def bench(model_dir: Path, variant: str, runtime: Runtime, seconds: float, threads: int,
-          kernels: Kernels = Kernels.REFERENCE, compare: bool = True,
-          frontend: FrontendBackend = FrontendBackend.AUTO) -> dict[str, Any]:
-    """Per-frame latency of front end, model and post-processing with `kernels`; with `compare`, the model
-    step of the other kernel set too (time and largest raw-output difference on the same audio) and the
-    front end of each backend."""
-    det = StreamingDetector(model_dir, variant, runtime, num_threads=threads, kernels=kernels, frontend=frontend)
-    rate = det.sample_rate
-    rng = np.random.default_rng(0)
-    pcm = (rng.standard_normal(int(seconds * rate)) * 2000).astype(np.int16)
-    _time_stream(det, pcm[: rate // 2])  # warm-up: first invokes allocate and fault in pages
-    det.reset()
-    t, raws = _time_stream(det, pcm)
-    total = [x + y + z for x, y, z in zip(t["frontend"], t["model"], t["postprocess"])]
-    out: dict[str, Any] = {
-        "variant": variant, "runtime": det.model.runtime.value, "kernels": kernels.value, "threads": threads,
-        "frontend": det.frontend.backend.value,
-        "frames": len(total), "hop_ms": det.manifest.frontend.hop_ms,
-        **{f"{k}_us": _pct(v) for k, v in t.items()}, "total_us": _pct(total),
-        "real_time_factor": float(np.sum(total) / (len(total) * det.manifest.frontend.hop_ms / 1000)),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "method": ("time.perf_counter around each stage for every 10 ms hop of seeded random audio "
-                   f"({seconds:g} s after a 0.5 s warm-up), one process, {threads} interpreter thread(s), "
-                   f"{kernels.value} kernels; percentiles over frames"),
-    }
-    baseline = _time_baseline(det, variant, threads, kernels)
-    if baseline:
-        out["baseline"] = baseline
-        out["baseline_cost_ratio"] = baseline["model_us"]["p50"] / out["model_us"]["p50"]
-    if compare and det.model.runtime is not Runtime.TFLM:
-        other = Kernels.OPTIMIZED if kernels is Kernels.REFERENCE else Kernels.REFERENCE
-        det2 = StreamingDetector(det.manifest, variant, runtime, num_threads=threads, kernels=other)
-        _time_stream(det2, pcm[: rate // 2])
-        det2.reset()
-        t2, raws2 = _time_stream(det2, pcm)
-        diff = np.abs(raws.astype(np.float64) - raws2.astype(np.float64))
-        out["kernels_comparison"] = {
-            "kernels": other.value, "model_us": _pct(t2["model"]),
-            "max_abs_output_difference": float(diff.max()) if diff.size else 0.0,
-            "frame_argmax_agreement": float(np.mean(raws.argmax(1) == raws2.argmax(1))) if len(raws) else 1.0,
-        }
-        b2 = _time_baseline(det2, variant, threads, other)
-        if b2:
-            out["kernels_comparison"]["baseline_model_us"] = b2["model_us"]
-    if compare:
-        out["frontend_comparison"] = _time_frontends(det, pcm)
-    return out
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     r = bench(args.model, args.variant, parse_runtime(args.runtime), args.seconds, args.threads,
               parse_kernels(args.kernels), frontend=parse_frontend_backend(args.frontend))

@@ -148,6 +148,9 @@ def _noise_files(root: Path) -> list[Path]:
 def _sc_layout(root: Path, label_of, labels: list[str]) -> Dataset:
     """Speech Commands download layout; `label_of(word)` maps a folder to a label or None to skip."""
     val, test = _read_list(root / "validation_list.txt"), _read_list(root / "testing_list.txt")
+    # The split lists decide when the folder has them (empty lists: every clip is training data, as in a
+    # training-only supplement); without list files, the Speech Commands speaker-hash rule.
+    listed = (root / "validation_list.txt").is_file() or (root / "testing_list.txt").is_file()
     clips = []
     for folder in _word_folders(root):
         label = label_of(folder.name)
@@ -155,7 +158,7 @@ def _sc_layout(root: Path, label_of, labels: list[str]) -> Dataset:
             continue
         for wav in audio_files(folder):
             rel = f"{folder.name}/{wav.name}"
-            if val or test:
+            if listed:
                 split = "validation" if rel in val else "test" if rel in test else "train"
             else:
                 split = split_by_speaker_hash(speaker_of(wav))
@@ -165,10 +168,12 @@ def _sc_layout(root: Path, label_of, labels: list[str]) -> Dataset:
     return Dataset(labels, clips, _noise_files(root))
 
 
-def load_speech_commands(root: Path, keywords: tuple[str, ...] = SC_COMMANDS) -> Dataset:
+def load_speech_commands(root: Path, keywords: tuple[str, ...] = SC_COMMANDS, partial: bool = False) -> Dataset:
+    """The Speech Commands layout. With `partial` (one of several merged folders, e.g. a synthetic `_unknown_`
+    supplement), the folder may lack keywords: the merge checks that each keyword is somewhere."""
     words = {p.name for p in _word_folders(root)}
     missing = [w for w in keywords if w not in words]
-    if missing:
+    if missing and not partial:
         raise UserError(f"{root}: not a Speech Commands folder (missing word folders {missing})")
     labels = [SILENCE, UNKNOWN, *keywords]
     return _sc_layout(root, lambda w: w if w in keywords else UNKNOWN, labels)
@@ -256,6 +261,8 @@ def load_parts(recipe: Recipe, roots: Sequence[Path], keywords: tuple[str, ...] 
     of the keywords contributes `_unknown_` speech (real negatives beside a synthetic wake word)."""
     if Recipe(recipe) is Recipe.FOLDER and keywords and len(roots) > 1:
         return [load_folder(Path(r), keywords, partial=True) for r in roots]
+    if Recipe(recipe) is Recipe.SPEECH_COMMANDS and len(roots) > 1:
+        return [load_speech_commands(Path(r), keywords or SC_COMMANDS, partial=True) for r in roots]
     return [load_dataset(recipe, r, keywords) for r in roots]
 
 
@@ -266,7 +273,8 @@ def load_dataset(recipe: Recipe, root: Path | Sequence[Path], keywords: tuple[st
         raise UserError("no data directory given")
     if len(roots) > 1:
         merged = merge_datasets(load_parts(recipe, roots, keywords), roots)
-        missing = [k for k in keywords or () if not any(c.label == k for c in merged.clips)]
+        wanted = keywords or (SC_COMMANDS if Recipe(recipe) is Recipe.SPEECH_COMMANDS else ())
+        missing = [k for k in wanted if not any(c.label == k for c in merged.clips)]
         if missing:
             raise UserError(f"no folder for keywords {missing} in {', '.join(map(str, roots))}")
         return merged

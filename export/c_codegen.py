@@ -14,9 +14,10 @@ Written files (all into the output directory):
   kws_settings.h                labels, framing, quantization and detection settings (streaming models)
 
 Streaming models use "state as explicit I/O": pairs (state input, state output) from the manifest (or
-named by the caller). `kws_model_step()` copies the new state into the state-input buffer after each
-invoke. The detection thresholds become integer window sums with `edge.postprocess.integer_threshold`,
-so the firmware decides exactly like `python -m edge run` (firmware/src/kws_detect.c).
+named by the caller; a Jordan network's state output is the posterior output itself). `kws_model_step()`
+copies the new state into the state-input buffer after each invoke. The detection thresholds become
+integer window sums with `edge.postprocess.integer_threshold`, so the firmware decides exactly like
+`python -m edge run` (firmware/src/kws_detect.c).
 
 CLI (`python -m export codegen ...` or `python -m export.c_codegen ...`):
   --artifacts DIR --out DIR [--threshold X]          what `make codegen` runs
@@ -905,7 +906,8 @@ def _slots(graph: Graph, tensors: Sequence[int]) -> dict[str, int]:
 
 
 def resolve_interface(graph: Graph, state_pairs: Sequence[tuple[str, str]]) -> Interface:
-    """Match the named state pairs; the one remaining input/output are features/posteriors.
+    """Match the named state pairs; the one remaining input/output are features/posteriors. A model with a
+    single output whose state is that output (a Jordan network feeds back its posterior) has it as both.
 
     Names are tensor names or SignatureDef input/output names.
     """
@@ -927,6 +929,8 @@ def resolve_interface(graph: Graph, state_pairs: Sequence[tuple[str, str]]) -> I
         states.append(StatePair(in_slots[in_name], out_slots[out_name], t_in.size, t_in.zero_point))
     free_in = [i for i in range(len(graph.inputs)) if i not in {s.input_slot for s in states}]
     free_out = [i for i in range(len(graph.outputs)) if i not in {s.output_slot for s in states}]
+    if not free_out and len(graph.outputs) == 1:
+        free_out = [0]
     return Interface(
         feature_slot=free_in[0] if len(free_in) == 1 else None,
         posterior_slot=free_out[0] if len(free_out) == 1 else None,

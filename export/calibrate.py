@@ -4,8 +4,9 @@ validation-split stream for a target false-alarm rate, and written into the mani
 
 Measurement: `build_long_stream` over the *validation* split (its keyword and `_unknown_` clips planted over
 its part of the background noise), its front-end frames once through the int8 TFLite model with the
-report's runtime (`report.posteriors_tflite`: the interpreter and kernels `edge run` uses); detection is the
-report's `fast_detect` (event-for-event equal to `edge.postprocess.Detector`), scored with `score_events`.
+report's runtime (`export.report.detection.posteriors_tflite`: the interpreter and kernels `edge run` uses);
+detection is the report's `fast_detect` (event-for-event equal to `edge.postprocess.Detector`), scored with
+`score_events`.
 
 Rule (`choose_limits`), for a target of T false alarms per hour and K keywords:
 
@@ -35,13 +36,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from edge.datasets import Dataset
 from edge.errors import UserError
 from edge.frontend import FrontendConfig
 from edge.manifest import Manifest
 from edge.postprocess import Event, PostprocessConfig, grid_threshold, keyword_labels
 from export.longstream import Planted, Scored, score_by_label, score_events
-from export.report import VARIANTS, StreamPosteriors, build_stream, fast_detect, make_detector, posteriors_tflite, window_sums
-from train.data import Dataset
+from export.report.detection import (StreamPosteriors, build_stream, fast_detect, make_detector, posteriors_tflite,
+                                     window_sums)
+from export.report.settings import VARIANTS
 
 DEFAULT_TARGET_FA_PER_HOUR = 1.0
 #: 60 minutes: one false alarm = 1 FA/h, the default target's own resolution. Measured on the 2-core build machine

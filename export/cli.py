@@ -100,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "build")
     try:
         if argv and argv[0] == "report":
-            from export import report
-            return report.main(argv[1:])
+            from export.report.cli import main as report_main
+            return report_main(argv[1:])
         if argv and argv[0] == "soak":
             from export import soak
             return soak.main(argv[1:])

@@ -71,17 +71,24 @@ def _tensor_info(model, sg, tensor_index: int) -> dict[str, Any]:
     }
 
 
+def _io_names(model, sg, kind: str) -> list[tuple[str, int]]:
+    """(name, tensor index) of the graph's "inputs" or "outputs": the signature's names, or for a model without a
+    signature (one converted without a trackable object, as the firmware tests build theirs) the tensors' names."""
+    if model.signatureDefs:
+        return [(_name(item.name), int(item.tensorIndex)) for item in getattr(model.signatureDefs[0], kind)]
+    return [(_name(sg.tensors[i].name), int(i)) for i in getattr(sg, kind)]
+
+
 def describe_io(model_bytes: bytes) -> dict[str, list[dict[str, Any]]]:
-    """Logical inputs/outputs (signature names) with their position, tensor, shape, dtype and quantization."""
+    """Logical inputs/outputs (signature names, see `_io_names`) with their position, tensor, shape, dtype and
+    quantization."""
     model = fbu.convert_bytearray_to_object(model_bytes)
     sg = model.subgraphs[0]
-    sig = model.signatureDefs[0]
     out: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
-    for kind, sig_list, positions in (("inputs", sig.inputs, list(sg.inputs)), ("outputs", sig.outputs, list(sg.outputs))):
-        for item in sig_list:
-            info = _tensor_info(model, sg, int(item.tensorIndex))
-            info = {"name": _name(item.name), "position": positions.index(int(item.tensorIndex)), **info}
-            out[kind].append(info)
+    for kind in out:
+        positions = list(getattr(sg, kind))
+        for name, index in _io_names(model, sg, kind):
+            out[kind].append({"name": name, "position": positions.index(index), **_tensor_info(model, sg, index)})
         out[kind].sort(key=lambda d: d["position"])
     return out
 

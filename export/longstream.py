@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.data import SILENCE, UNKNOWN, AudioCache, Dataset, noise_segments, synthetic_noise
+from edge.datasets import SILENCE, UNKNOWN, AudioCache, Dataset, noise_segments, synthetic_noise
 from train.streams import speech_bounds
 
 

@@ -23,9 +23,9 @@ from edge.quant import FEATURE_QUANTIZATION_RULE
 from export.calibrate import DEFAULT_MINUTES, DEFAULT_TARGET_FA_PER_HOUR, CalibrationOptions, calibrate
 from export.convert import Variant, convert, describe_io, match_state_quantization, operator_names
 from export.longstream import build_long_stream
-from export.tf_graph import FoldedWeights, fold_weights, step_function, window_function
-from train.data import Dataset, Recipe, load_dataset, recorded_data_dirs
-from train.models import RecurrentKWS
+from export.tf_graph import POSTERIOR_OUTPUT, FoldedWeights, fold_weights, state_name, step_function, window_function
+from edge.datasets import Dataset, Recipe, load_dataset, recorded_data_dirs
+from train.models import ModelConfig, RecurrentKWS
 from train.trainer import Run, load_run
 
 WINDOW_FRAMES = 98  # one second of audio: (16000 - 480) / 160 + 1
@@ -71,22 +71,20 @@ def float_trajectory(model: RecurrentKWS, feats: np.ndarray) -> tuple[np.ndarray
     return np.asarray(probs), states
 
 
-def split_state(flat: np.ndarray, names: list[str], layers: int, hidden: int) -> dict[str, np.ndarray]:
-    """Flattened (kind-major, then layer) torch state -> {state_<k><l>: [1,H]}."""
-    kinds = len(names) // layers
-    per_kind = flat.reshape(kinds, layers, hidden)
-    order = ["h", "c"][:kinds]
-    return {f"state_{k}{l}": per_kind[i, l].reshape(1, hidden).astype(np.float32) for i, k in enumerate(order) for l in range(layers)}
+def split_state(flat: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
+    """Flattened (kind-major, then layer) torch state -> {state_<k><l>: [1, state width]}."""
+    kinds, layers, width = config.cell.state_names, config.state_layers, config.state_width
+    per_kind = flat.reshape(len(kinds), layers, width)
+    return {state_name(k, l): per_kind[i, l].reshape(1, width).astype(np.float32) for i, k in enumerate(kinds) for l in range(layers)}
 
 
-def calibration_set(run: Run, dataset: Dataset, names: list[str], opts: ExportOptions, progress: bool) -> list[dict[str, np.ndarray]]:
+def calibration_set(run: Run, dataset: Dataset, opts: ExportOptions) -> list[dict[str, np.ndarray]]:
     stream = build_long_stream(dataset, "train", opts.calibration_seconds, seed=opts.seed)
     feats = StreamingFrontend(run.frontend).process(stream.pcm)
     _, states = float_trajectory(run.model, feats)
-    cfg = run.model.config
     idx = np.linspace(0, len(feats) - 1, min(opts.calibration_samples, len(feats))).astype(int)
     ffeat = features_to_float(feats)
-    return [{"features": ffeat[i : i + 1], **split_state(states[i], names, cfg.layers, cfg.hidden)} for i in idx]
+    return [{"features": ffeat[i : i + 1], **split_state(states[i], run.model.config)} for i in idx]
 
 
 def window_calibration(run: Run, dataset: Dataset, opts: ExportOptions) -> list[dict[str, np.ndarray]]:
@@ -141,39 +139,49 @@ def package_versions() -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- ONNX
 class _OnnxStep(torch.nn.Module):
-    def __init__(self, model: RecurrentKWS) -> None:
+    """`step` with the export's interface: inputs `features` and the states in `pairs` order (by name), outputs
+    the posterior and every state output that is not the posterior itself."""
+
+    def __init__(self, model: RecurrentKWS, pairs: list[tuple[str, str]]) -> None:
         super().__init__()
         self.model = model
-        self.kinds = len(model.config.cell.state_names)
-        self.layers = model.config.layers
+        cfg = model.config
+        position = {name: i for i, (name, _) in enumerate(pairs)}
+        #: slots[kind][layer]: where torch state `kind` of `layer` sits among the state inputs
+        self.slots = [[position[state_name(k, l)] for l in range(cfg.state_layers)] for k in cfg.cell.state_names]
+        self.extra_outputs = [i for i, (_, out) in enumerate(pairs) if out != POSTERIOR_OUTPUT]
 
     def forward(self, features, *states):
-        st = tuple(torch.stack(states[k * self.layers : (k + 1) * self.layers]) for k in range(self.kinds))
+        st = tuple(torch.stack([states[i] for i in slots]) for slots in self.slots)
         logits, new = self.model.step(features, st)
-        flat = [new[k][l] for k in range(self.kinds) for l in range(self.layers)]
-        return (torch.softmax(logits, -1), *flat)
+        by_slot = {i: new[k][l] for k, slots in enumerate(self.slots) for l, i in enumerate(slots)}
+        return (torch.softmax(logits, -1), *[by_slot[i] for i in self.extra_outputs])
 
 
-def export_onnx(model: RecurrentKWS, names: list[str], path: Path) -> dict[str, Any]:
-    """Float ONNX of the streaming step (opset 17, TorchScript exporter), checked with onnxruntime."""
+def export_onnx(model: RecurrentKWS, pairs: list[tuple[str, str]], path: Path) -> dict[str, Any]:
+    """Float ONNX of the streaming step (opset 17, TorchScript exporter), with the TFLite models' input and
+    output names, checked with onnxruntime over 200 steps with the state carried as `pairs` says."""
     import onnxruntime as ort
 
-    H, F = model.config.hidden, model.config.input_dim
-    wrapper = _OnnxStep(model).eval()
-    args = (torch.zeros(1, F),) + tuple(torch.zeros(1, H) for _ in names)
+    S, F = model.config.state_width, model.config.input_dim
+    names = [n for n, _ in pairs]
+    wrapper = _OnnxStep(model, pairs).eval()
+    outputs = [POSTERIOR_OUTPUT, *[pairs[i][1] for i in wrapper.extra_outputs]]
+    args = (torch.zeros(1, F),) + tuple(torch.zeros(1, S) for _ in names)
     torch.onnx.export(wrapper, args, str(path), opset_version=17, dynamo=False,
-                      input_names=["features", *names], output_names=["probs", *[f"{n}_out" for n in names]])
+                      input_names=["features", *names], output_names=outputs)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     worst = 0.0
-    state = [np.zeros((1, H), np.float32) for _ in names]
+    state = [np.zeros((1, S), np.float32) for _ in names]
     for _ in range(200):
         x = rng.uniform(0, 25, (1, F)).astype(np.float32)
-        outs = sess.run(None, {"features": x, **{n: s for n, s in zip(names, state)}})
+        outs = sess.run(outputs, {"features": x, **{n: s for n, s in zip(names, state)}})
         with torch.no_grad():
             ref = wrapper(torch.from_numpy(x), *[torch.from_numpy(s) for s in state])
         worst = max(worst, max(float(np.abs(o - r.numpy()).max()) for o, r in zip(outs, ref)))
-        state = outs[1:]
+        by_name = dict(zip(outputs, outs))
+        state = [by_name[out] for _, out in pairs]
     if worst > 1e-4:
         raise UserError(f"ONNX export disagrees with PyTorch (max abs diff {worst:.2e} > 1e-4)")
     return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size, "opset": 17,
@@ -205,11 +213,11 @@ def build_artifacts(run_dir: Path, out_dir: Path, opts: ExportOptions, force: bo
         raise UserError("cannot export a bidirectional model for streaming: it needs future frames")
     dataset = run_dataset(run, data_override)
     fw: FoldedWeights = fold_weights(run.model)
-    fn, names = step_function(fw)
-    pairs = [(n, f"{n}_out") for n in names]
+    fn, _ = step_function(fw)
+    pairs = fw.state_pairs()
     say = print if progress else (lambda *a, **k: None)
     say(f"calibrating on {opts.calibration_seconds:.0f} s of training-split audio ...", flush=True)
-    calib = calibration_set(run, dataset, names, opts, progress)
+    calib = calibration_set(run, dataset, opts)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
         variants: dict[str, Any] = {}
@@ -228,7 +236,7 @@ def build_artifacts(run_dir: Path, out_dir: Path, opts: ExportOptions, force: bo
                 data = convert(wfn, variant, _rep(wcal))
                 (tmp / fname).write_bytes(data)
                 baseline["variants"][variant.value] = _variant_entry(tmp / fname, data, variant)
-        onnx_entry = export_onnx(run.model, names, tmp / "model.onnx") if opts.onnx else None
+        onnx_entry = export_onnx(run.model, pairs, tmp / "model.onnx") if opts.onnx else None
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "name": out_dir.name,
@@ -238,7 +246,7 @@ def build_artifacts(run_dir: Path, out_dir: Path, opts: ExportOptions, force: bo
             "feature_scale": FEATURE_SCALE,
             "postprocess": run.postprocess.to_dict(),
             "model": {"config": run.model.config.to_dict(), **run.meta["metrics"].get("size", {})},
-            "state": {"design": "explicit-io", "tensors": [{"name": a, "output": b, "shape": [1, fw.config.hidden]} for a, b in pairs]},
+            "state": {"design": "explicit-io", "tensors": [{"name": a, "output": b, "shape": [1, fw.config.state_width]} for a, b in pairs]},
             "variants": variants,
             "baseline": baseline,
             "onnx": onnx_entry,

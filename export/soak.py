@@ -25,7 +25,10 @@ Checks (all must hold for PASS; exit status 1 on FAIL):
    not cover every value the tensor can take. The hidden state h of a GRU, LSTM or Elman RNN is bounded,
    |h| <= 1 (a tanh, o * tanh(c), or a convex mix of a tanh and the previous h); when its quantized range
    covers [-1, 1] to within one step, a pinned h is a saturated unit represented as well as int8 can, not a
-   clip (a trained float GRU-64 has about 3 % of its h values at |h| >= 0.996). An LSTM's cell state c is
+   clip (a trained float GRU-64 has about 3 % of its h values at |h| >= 0.996). A Jordan network's state y is
+   its softmax posterior, 0 <= y <= 1, quantized like the softmax output (int8: 0 to 255/256); a pinned y is a
+   probability below 1/512 (exactly 0) or above 255/256, not a clip, and most of a posterior's values are near
+   0, so its pinned share is large by design: what must not happen is that it grows. An LSTM's cell state c is
    unbounded, so a pinned c is a clip.
 4. memory: resident set size sampled after every minute of audio; the largest sample in the last block may
    exceed the largest in the first block by at most 10 MiB. 10 MiB over the 50 minutes between them is a leak
@@ -49,7 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.args import Parser, finite_number
-from edge.cli import VARIANTS
+from edge.spotter import VARIANTS
 from edge.detector import StreamingDetector
 from edge.errors import UserError
 from edge.interpreters import Runtime, parse_runtime
@@ -145,8 +148,17 @@ class BlockStats:
     rss: list[float] = field(default_factory=list)
 
 
-#: State tensors bounded to [-1, 1] by construction (the hidden state h of every cell; see the module docstring).
-BOUNDED_STATE_PREFIX = "state_h"
+#: State tensors bounded by construction, by name prefix: (lowest, highest) real value. The hidden state h of the
+#: GRU, LSTM and Elman RNN is in [-1, 1], a Jordan network's fed-back posterior y in [0, 1] (the module docstring).
+BOUNDED_STATES: dict[str, tuple[float, float]] = {"state_h": (-1.0, 1.0), "state_y": (0.0, 1.0)}
+
+
+def covers_bounds(name: str, lo: int, hi: int, scale: float, zero_point: int) -> bool:
+    """Whether state `name` is bounded and its integer range [lo, hi] covers its bounds to within one step."""
+    bounds = next((b for prefix, b in BOUNDED_STATES.items() if name.startswith(prefix)), None)
+    if bounds is None:
+        return False
+    return (lo - zero_point) * scale <= bounds[0] + scale and (hi - zero_point) * scale >= bounds[1] - scale
 
 
 @dataclass(frozen=True)
@@ -166,8 +178,7 @@ def state_limits(det: StreamingDetector) -> list[StateLimits]:
         lo, hi = limits(t.dtype.name)
         spec = det.model.spec.input(name)
         scale, zp = float(spec["scale"]), int(spec["zero_point"] or 0)
-        covers_unit_range = (lo - zp) * scale <= -1.0 + scale and (hi - zp) * scale >= 1.0 - scale
-        out.append(StateLimits(name, lo, hi, not (name.startswith(BOUNDED_STATE_PREFIX) and covers_unit_range)))
+        out.append(StateLimits(name, lo, hi, not covers_bounds(name, lo, hi, scale, zp)))
     return out
 
 
@@ -333,7 +344,8 @@ def saturation_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return _check({"max": max(sats), "growth_pp": round(growth, 4), "max_may_clip": worst_clip},
                   f"growth <= {MAX_SATURATION_GROWTH_PP} pp; may-clip share <= {MAX_SATURATION:.0%} per block",
                   ok, "share of state values at the integer limits per block, last minus first block; and the share "
-                  "over state tensors whose range does not cover all their values (n/a: none, e.g. GRU h in [-1, 1])")
+                  "over state tensors whose range does not cover all their values (n/a: none, e.g. GRU h in [-1, 1], "
+                  "a Jordan network's posterior in [0, 1])")
 
 
 def summarize(out: SoakState, block_s: float, info: dict[str, Any]) -> dict[str, Any]:

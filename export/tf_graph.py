@@ -6,7 +6,9 @@ Per-gate matrices are kept separate (no SPLIT/STRIDED_SLICE ops) and each gate g
 range. Feature normalisation is folded into the first layer, so the model consumes raw front-end features.
 
 Streaming form: inputs `features [1,F]` and one `[1,H]` tensor per recurrent state (`state_h<l>`, and
-`state_c<l>` for LSTM); outputs `probs [1,C]` and the new states (`<state>_out`).
+`state_c<l>` for LSTM); outputs `probs [1,C]` and the new states (`<state>_out`). A Jordan network's state is
+its own posterior: one input `state_y0 [1,C]`, fed from the `probs` output itself (`state_pairs`), so in the
+int8 model it has the softmax output's fixed quantization (scale 1/256, zero point -128) on both sides.
 Window form (the non-streaming baseline): `features [1,T,F]` from a zero state -> `probs [1,C]` of the
 last frame.
 """
@@ -24,14 +26,21 @@ from train.models import Cell, ModelConfig, RecurrentKWS
 
 tf = import_tensorflow()
 
-GATES = {Cell.GRU: "rzn", Cell.LSTM: "ifgo", Cell.RNN: "a"}
+GATES = {Cell.GRU: "rzn", Cell.LSTM: "ifgo", Cell.RNN: "a", Cell.JORDAN: "a"}
+#: The posterior output of the streaming model (and the state output of a Jordan network).
+POSTERIOR_OUTPUT = "probs"
+
+
+def state_name(kind: str, layer: int) -> str:
+    """The model input carrying state `kind` ("h", "c", "y") of `layer`."""
+    return f"state_{kind}{layer}"
 
 
 @dataclass
 class LayerWeights:
     wx: dict[str, np.ndarray]  # gate -> [in, H] (x @ W form)
     bx: dict[str, np.ndarray]  # gate -> [H]: input-side bias plus hidden-side bias where they simply add
-    wh: dict[str, np.ndarray]  # gate -> [H, H]
+    wh: dict[str, np.ndarray]  # gate -> [S, H] from the state (S = H; a Jordan network's layer 0: S = classes)
     bh_n: np.ndarray | None  # GRU only: hidden-side bias of the candidate, inside r * (...)
 
 
@@ -43,7 +52,12 @@ class FoldedWeights:
     head: tuple[np.ndarray, np.ndarray]
 
     def state_names(self) -> list[str]:
-        return [f"state_{k}{l}" for l in range(self.config.layers) for k in self.config.cell.state_names]
+        return [state_name(k, l) for l in range(self.config.state_layers) for k in self.config.cell.state_names]
+
+    def state_pairs(self) -> list[tuple[str, str]]:
+        """(state input, the output that feeds it): `<state>_out`, or the posterior for a Jordan network."""
+        feeds_back = self.config.cell.feeds_back_output
+        return [(n, POSTERIOR_OUTPUT if feeds_back else f"{n}_out") for n in self.state_names()]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -65,16 +79,22 @@ def fold_weights(model: RecurrentKWS) -> FoldedWeights:
     proj = None
     if model.proj is not None:
         proj = fold(_np(model.proj.weight), _np(model.proj.bias))
+
+    def input_side(l: int, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # the first layer sees the raw features unless a projection does: normalisation folded in there
+        return fold(w, b) if l == 0 and proj is None else (w.T.copy(), b)
+
     layers = []
     for l in range(cfg.layers):
         w = {k: _np(v) for k, v in model.layer_weights(l).items()}
+        if cfg.cell is Cell.JORDAN:  # one pre-activation; layer 0 also reads the fed-back posterior
+            wx, bx = input_side(l, w["wx_a"], w["bx_a"])
+            layers.append(LayerWeights({"a": wx}, {"a": bx}, {"a": w["wy_a"].T.copy()} if "wy_a" in w else {}, None))
+            continue
         lw = LayerWeights({}, {}, {}, None)
         for g in GATES[cfg.cell]:
             bx = w[f"bx_{g}"] + (w[f"bh_{g}"] if not (cfg.cell is Cell.GRU and g == "n") else 0.0)
-            if l == 0 and proj is None:
-                lw.wx[g], lw.bx[g] = fold(w[f"wx_{g}"], bx)
-            else:
-                lw.wx[g], lw.bx[g] = w[f"wx_{g}"].T.copy(), bx
+            lw.wx[g], lw.bx[g] = input_side(l, w[f"wx_{g}"], bx)
             lw.wh[g] = w[f"wh_{g}"].T.copy()
         if cfg.cell is Cell.GRU:
             lw.bh_n = w["bh_n"]
@@ -129,10 +149,21 @@ def _cell_step(cell: Cell, k: _Consts, layer: int, x, states: dict[str, tf.Tenso
     return {"h": o * tf.tanh(c_new), "c": c_new}
 
 
+def _jordan_frame(k: _Consts, x, y) -> tf.Tensor:
+    """h = tanh(x Wx + b + y Wy) in layer 0 (y: the previous posterior), tanh(h Wx + b) above; the posterior."""
+    for wx, bx, wh, _ in k.layers:
+        pre = tf.matmul(x, wx["a"]) + bx["a"]
+        x = tf.tanh((pre + tf.matmul(y, wh["a"])) if wh else pre)
+    return tf.nn.softmax(tf.matmul(x, k.head[0]) + k.head[1])
+
+
 def _forward_frame(fw: FoldedWeights, k: _Consts, x, states: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
     cfg = fw.config
     if k.proj is not None:
         x = tf.nn.relu(tf.matmul(x, k.proj[0]) + k.proj[1])
+    if cfg.cell is Cell.JORDAN:
+        probs = _jordan_frame(k, x, states[0])
+        return probs, [probs]
     names = cfg.cell.state_names
     new_states: list[tf.Tensor] = []
     for l in range(cfg.layers):
@@ -148,15 +179,17 @@ def step_function(fw: FoldedWeights) -> tuple[Callable, list[str]]:
     """Concrete tf.function for one streaming step, and the ordered state names."""
     k = _Consts(fw)
     names = fw.state_names()
+    pairs = fw.state_pairs()
     F = fw.config.input_dim
-    H = fw.config.hidden
-    sig = [tf.TensorSpec([1, F], tf.float32, name="features")] + [tf.TensorSpec([1, H], tf.float32, name=n) for n in names]
+    S = fw.config.state_width
+    sig = [tf.TensorSpec([1, F], tf.float32, name="features")] + [tf.TensorSpec([1, S], tf.float32, name=n) for n in names]
 
     @tf.function(input_signature=sig)
     def step(features, *states):
         probs, new_states = _forward_frame(fw, k, features, list(states))
-        out = {"probs": probs}
-        out.update({f"{n}_out": s for n, s in zip(names, new_states)})
+        out = {POSTERIOR_OUTPUT: probs}
+        # a state fed from the posterior (Jordan network) is that output itself, not a second one
+        out.update({o: s for (_, o), s in zip(pairs, new_states) if o != POSTERIOR_OUTPUT})
         return out
 
     return step.get_concrete_function(), names
@@ -167,14 +200,14 @@ def window_function(fw: FoldedWeights, frames: int) -> Callable:
     k = _Consts(fw)
     names = fw.state_names()
     F = fw.config.input_dim
-    H = fw.config.hidden
+    S = fw.config.state_width
 
     @tf.function(input_signature=[tf.TensorSpec([1, frames, F], tf.float32, name="features")])
     def window(features):
-        states = [tf.zeros([1, H]) for _ in names]
+        states = [tf.zeros([1, S]) for _ in names]
         probs = None
         for t in range(frames):
             probs, states = _forward_frame(fw, k, features[:, t, :], states)
-        return {"probs": probs}
+        return {POSTERIOR_OUTPUT: probs}
 
     return window.get_concrete_function()

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from edge.datasets import Dataset
 from edge.frontend import StreamingFrontend
 from edge.interpreters import Runtime
 from edge.manifest import load_manifest
 from edge.model import StreamingModel
 from export.longstream import build_long_stream
-from train.data import Dataset
 from train.trainer import Run
 
 #: PyTorch float vs TFLite float32: both float32, different op order; 1e-4 absolute on probabilities.
@@ -36,7 +36,8 @@ def run_variant(artifacts: Path, variant: str, feats: np.ndarray, runtime: Runti
         states.append(np.concatenate([v.reshape(-1) for v in model.dequantized_state().values()]))
         state_q.append(np.concatenate([v.reshape(-1) for v in model.state.tensors.values()]))
     return {"raw": np.asarray(raw), "probs": np.asarray(probs), "state": np.asarray(states),
-            "state_q": np.asarray(state_q), "runtime": model.runtime.value}
+            "state_q": np.asarray(state_q), "runtime": model.runtime.value,
+            "state_names": list(model.dequantized_state())}
 
 
 def _drift(err: np.ndarray) -> dict[str, float]:
@@ -53,7 +54,7 @@ def _saturation(state_q: np.ndarray, dtype: str) -> float:
 
 def verify_artifacts(artifacts: Path, run: Run, dataset: Dataset, seconds: float, seed: int,
                      progress: bool = True) -> dict[str, Any]:
-    from export.pipeline import float_trajectory
+    from export.pipeline import float_trajectory, split_state
 
     stream = build_long_stream(dataset, "test", seconds, seed=seed + 7)
     feats = StreamingFrontend(run.frontend).process(stream.pcm)
@@ -74,7 +75,10 @@ def verify_artifacts(artifacts: Path, run: Run, dataset: Dataset, seconds: float
             "max_abs_prob_diff": float(dp.max()),
             "mean_abs_prob_diff": float(dp.mean()),
         }
-        err = np.abs(res["state"][:-1] - ref_after).mean(axis=1)
+        # the torch state is flattened kind-major (h0 h1 c0 c1), the model's in manifest order (h0 c0 h1 c1)
+        ref_ordered = np.asarray([np.concatenate([named[n].reshape(-1) for n in res["state_names"]])
+                                  for named in (split_state(s, run.model.config) for s in ref_after)])
+        err = np.abs(res["state"][:-1] - ref_ordered).mean(axis=1)
         entry["state_error"] = _drift(err)
         if variant == "float32":
             entry["within_tolerance"] = bool(dp.max() <= FLOAT_TOLERANCE)

@@ -33,7 +33,7 @@ from edge.errors import EXIT_USER_ERROR, UserError
 from edge.frontend import FrontendConfig, StreamingFrontend
 from edge.manifest import Manifest, load_manifest
 from edge.postprocess import Detector, PostprocessConfig, integer_threshold, keyword_labels
-from export.report import StreamPosteriors, fast_detect, step_posteriors, window_sums
+from export.report.detection import StreamPosteriors, fast_detect, step_posteriors, window_sums
 
 #: thresholds of the sweep (one for every keyword); the int8 grid is 1/256 per frame, so these are all distinct
 SWEEP = tuple(float(t) for t in np.round(np.concatenate([np.arange(0.05, 0.9, 0.05), np.arange(0.9, 1.0, 0.01)]), 4))

@@ -97,6 +97,33 @@ def artifacts(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="session")
+def jordan_run(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small Jordan network (64 hidden units, the posterior fed back) trained for a few epochs on the real
+    Speech Commands subset (about 40 s). One torch thread: its per-frame loop is many small operations that a
+    second thread only slows down on this shared 2-core machine."""
+    from train.models import Cell, ModelConfig
+    from train.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("jordan_run")
+    cfg = TrainConfig(recipe="speech_commands", data=(str(sc_dir),), model=ModelConfig(cell=Cell.JORDAN, hidden=64),
+                      epochs=6, views=2, batch=32, seed=0, lr=1e-2, clip_norm=5.0, threads=1)
+    train(cfg, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def jordan_artifacts(jordan_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Jordan run exported with the real pipeline, behind the export's default int8 agreement gate (98 %):
+    all variants, baseline, ONNX, verify on 60 s, thresholds on a 3-minute validation stream (as `artifacts`)."""
+    from export.pipeline import ExportOptions, build_artifacts
+
+    out = tmp_path_factory.mktemp("jordan_art") / "jordan"
+    build_artifacts(jordan_run, out, ExportOptions(verify_seconds=60, calibration_seconds=90, threshold_minutes=3.0),
+                    progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def stream_wav(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 12 s of real test-split speech: keywords and other words with gaps."""
     import numpy as np

@@ -344,6 +344,18 @@ def test_train_data_errors_are_one_line(tmp_path: Path) -> None:
     _one_line_error(_run("train", "--model", "transformer", "--recipe", "folder", "--data", str(tmp_path), "--out", str(tmp_path / "r")), "unknown model")
 
 
+def test_jordan_usage_errors_are_one_line(tmp_path: Path) -> None:
+    """A Jordan network feeds back its own previous output: no bidirectional variant; 1-3 layers as the others."""
+    common = ("--recipe", "folder", "--data", str(tmp_path), "--out", str(tmp_path / "r"))
+    _one_line_error(_run("train", "--model", "jordan", "--bidirectional", *common),
+                    "a Jordan network feeds back its own previous output and cannot be bidirectional")
+    _one_line_error(_run("train", "--model", "jordan", "--layers", "4", *common), "layers must be 1..3")
+    unknown = _run("train", "--model", "elman", *common)
+    _one_line_error(unknown, "unknown model")
+    assert "gru, lstm, rnn, jordan" in unknown.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_existing_run_folder_needs_force(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()

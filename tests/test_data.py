@@ -190,3 +190,32 @@ def test_shared_extra_folder_merges(data_root: Path) -> None:
     assert counts["test"] == base["test"]
     assert sum(counts["validation"].values()) - sum(base["validation"].values()) == 1082
     assert counts["train"]["yes"] > 900 and counts["train"]["on"] < 250  # on/off are scarce in the extra folder
+
+
+def test_a_training_only_supplement_merges_into_speech_commands(sc_dir: Path, tmp_path: Path) -> None:
+    """A folder with empty split lists (the synthetic `_unknown_` supplement) and no command words: all its clips
+    are training `_unknown_` data; the real folder's splits are untouched. Without list files the speaker-hash
+    rule still splits a folder."""
+    from edge.audio import write_wav
+
+    extra = tmp_path / "extra"
+    rng = np.random.default_rng(0)
+    for word in ("apple", "garden"):
+        (extra / word).mkdir(parents=True)
+        for i in range(20):
+            write_wav(extra / word / f"{i:08x}_nohash_0.wav", (rng.standard_normal(8000) * 1000).astype(np.int16), 16000)
+    with pytest.raises(UserError, match="missing word folders"):
+        load_dataset(Recipe.SPEECH_COMMANDS, extra)  # on its own it is no Speech Commands folder
+    unlisted = load_dataset(Recipe.SPEECH_COMMANDS, [sc_dir, extra])
+    assert {c.split for c in unlisted.clips if extra in c.path.parents} > {"train"}  # speaker-hash splits
+    (extra / "validation_list.txt").write_text("")
+    (extra / "testing_list.txt").write_text("")
+    merged, base = load_dataset(Recipe.SPEECH_COMMANDS, [sc_dir, extra]), load_dataset(Recipe.SPEECH_COMMANDS, sc_dir)
+    added = [c for c in merged.clips if extra in c.path.parents]
+    assert len(added) == 40 and {(c.split, c.label) for c in added} == {("train", UNKNOWN)}
+    assert merged.labels == base.labels
+    for split in ("validation", "test"):
+        assert merged.counts()[split] == base.counts()[split]
+    # a keyword missing from every folder is still refused
+    with pytest.raises(UserError, match="no folder for keywords"):
+        load_dataset(Recipe.SPEECH_COMMANDS, [sc_dir, extra], ("yes", "jarvis"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.cli import evaluate
+from edge.evaluation import evaluate
 from edge.postprocess import PostprocessConfig
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_firmware_support import GRU_STATE_PAIRS, REPO
+from firmware_support import GRU_STATE_PAIRS, REPO
 
 from edge.frontend import FrontendConfig
 from export import c_codegen
@@ -53,7 +53,7 @@ def test_frontend_header_accepts_plain_dict_and_rejects_missing_fields() -> None
 @pytest.fixture(scope="module")
 def gru_tflite() -> bytes:
     pytest.importorskip("tensorflow")
-    from test_firmware_support import gru_streaming_model
+    from firmware_support import gru_streaming_model
 
     return gru_streaming_model(hidden=16, classes=4)
 

@@ -6,7 +6,8 @@
 * The whole firmware built from a real artifacts folder (`python -m export codegen --artifacts`, a
   GRU trained on ../shared/data): on > 10 s of real speech its per-frame int8 posteriors equal the
   TFLite Micro interpreter's and its events equal `python -m edge run --runtime tflm --json`, on the
-  host build and on the Cortex-M4 build under QEMU.
+  host build and on the Cortex-M4 build under QEMU; the same on the host for a Jordan network, whose
+  state is its own posterior.
 All comparisons are exact: there is no tolerance anywhere (integer arithmetic on both sides).
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_firmware_support import REPO, make_firmware, read_wav_int16, require_tool, write_wav_int16
+from firmware_support import REPO, make_firmware, read_wav_int16, require_tool, write_wav_int16
 
 from edge.frontend import FrontendConfig
 from edge.postprocess import Detector, PostprocessConfig
@@ -219,10 +220,19 @@ def _threshold_for_events(artifacts: Path, pcm: np.ndarray) -> str | None:
 @pytest.fixture(scope="module")
 def real_firmware(artifacts: Path, sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """`export codegen --artifacts` + host build + the reference run of `edge run` on one WAV."""
+    return _firmware_from_artifacts(artifacts, sc_dir, tmp_path_factory.mktemp("fw_real"))
+
+
+@pytest.fixture(scope="module")
+def jordan_firmware(jordan_artifacts: Path, sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The same for the Jordan network."""
+    return _firmware_from_artifacts(jordan_artifacts, sc_dir, tmp_path_factory.mktemp("fw_jordan"))
+
+
+def _firmware_from_artifacts(artifacts: Path, sc_dir: Path, work: Path) -> dict:
     pytest.importorskip("tflite_micro")  # the reference runtime
     from export.cli import main as export_main
 
-    work = tmp_path_factory.mktemp("fw_real")
     wav = work / "stream.wav"
     pcm = _speech_stream(sc_dir, wav)
     threshold = _threshold_for_events(artifacts, pcm)
@@ -311,6 +321,19 @@ def test_host_firmware_matches_edge_runtime_on_real_speech(real_firmware: dict) 
     assert int(parsed["stats"]["events"]) == len(parsed["events"])
 
 
+def test_host_firmware_runs_a_jordan_network_like_edge_runtime(jordan_firmware: dict) -> None:
+    """Firmware generated from a Jordan network's artifacts: its state, the int8 posterior, is carried exactly as
+    TFLite Micro carries it (every posterior equal), and the events are `edge run`'s."""
+    settings = (jordan_firmware["gen"] / "kws_settings.h").read_text()
+    labels = len(json.loads((jordan_firmware["artifacts"] / "manifest.json").read_text())["labels"])
+    assert f"#define KWS_STATE_SIZES {{{labels}}}" in settings and "#define KWS_STATE_ZERO_POINTS {-128}" in settings
+    exe = jordan_firmware["build"] / "host" / "kws_host"
+    result = subprocess.run([str(exe), "--stats", str(jordan_firmware["wav"])], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    parsed = _check_against_reference(result.stdout, jordan_firmware)
+    assert len(parsed["events"]) >= MIN_EVENTS, parsed["events"]
+
+
 def test_host_reset_policy_matches_edge_runtime(real_firmware: dict, tmp_path: Path) -> None:
     """`kws_host --reset-every 250` (hops) == `edge run --reset-every 2.5` (s): front end, state and
     detector all restart at the same samples, so events (frames counted from each reset) agree."""
@@ -332,14 +355,23 @@ def test_host_reset_policy_matches_edge_runtime(real_firmware: dict, tmp_path: P
     assert not np.array_equal(c_all[-48:], real_firmware["reference"]["posteriors"][-48:])
 
 
-def test_m4_firmware_matches_edge_runtime_on_real_speech(real_firmware: dict) -> None:
+def _m4_run(fw: dict) -> tuple[str, dict]:
+    """The Cortex-M4 build under QEMU on the firmware's stream, checked against `edge run --runtime tflm`."""
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
-    make_firmware(["firmware-m4"], real_firmware["gen"], real_firmware["build"])
-    elf = real_firmware["build"] / "m4" / "kws_m4.elf"
-    output = c_codegen.run_m4(elf, real_firmware["wav"], ["--stats"])
-    parsed = _check_against_reference(output, real_firmware)
+    make_firmware(["firmware-m4"], fw["gen"], fw["build"])
+    output = c_codegen.run_m4(fw["build"] / "m4" / "kws_m4.elf", fw["wav"], ["--stats"])
+    parsed = _check_against_reference(output, fw)
     assert len(parsed["events"]) >= MIN_EVENTS
+    return output, parsed
+
+
+def test_m4_firmware_runs_a_jordan_network_like_edge_runtime(jordan_firmware: dict) -> None:
+    _m4_run(jordan_firmware)
+
+
+def test_m4_firmware_matches_edge_runtime_on_real_speech(real_firmware: dict) -> None:
+    output, parsed = _m4_run(real_firmware)
     costs = {**c_codegen.firmware_costs(real_firmware["build"]), **c_codegen.measured_costs(output)}
     print("M4 costs:", json.dumps(costs))
     assert costs["frames"] == len(parsed["posteriors"]) and costs["events"] == len(parsed["events"])

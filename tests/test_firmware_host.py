@@ -1,7 +1,8 @@
 """The host build of the firmware on real audio: front end and streaming model, exact.
 
 * C front end (TFLM microfrontend built from the pymicro-features source package) == pymicro-features.
-* Per-frame int8 posteriors of the streaming GRU (state carried) == TFLite Micro interpreter.
+* Per-frame int8 posteriors of the streaming GRU (state carried) == TFLite Micro interpreter; likewise for a
+  Jordan network exported by the export's own functions (its state is its posterior output).
 No tolerances: both comparisons must be bit-exact.
 """
 
@@ -13,13 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_firmware_support import (
+from firmware_support import (
     REPO,
     GRU_STATE_PAIRS,
+    JORDAN_STATE_PAIRS,
+    Reference,
     concatenated_speech,
+    export_slots,
     gru_streaming_model,
+    jordan_streaming_model,
     make_firmware,
     parse_firmware_output,
+    quantized_features,
     reference_stream,
     require_tool,
     speech_clips,
@@ -49,7 +55,7 @@ def run_host(exe: Path, wav: Path, *flags: str) -> subprocess.CompletedProcess:
 
 def test_frontend_matches_pymicro_features(host_build: dict) -> None:
     from edge.frontend import compute_features
-    from test_firmware_support import read_wav_int16
+    from firmware_support import read_wav_int16
 
     for clip in speech_clips(6):
         result = run_host(host_build["exe"], clip, "--features")
@@ -114,6 +120,44 @@ def test_streaming_model_matches_tflm_on_real_speech(host_build: dict) -> None:
     assert differing == 0, f"{differing} of {expected.size} posteriors differ from TFLM"
     # The model is not trivially constant: posteriors vary over time.
     assert len({row.tobytes() for row in expected}) > 50
+
+
+@pytest.fixture(scope="module")
+def jordan_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from edge.frontend import compute_features
+    from export import c_codegen
+
+    work = tmp_path_factory.mktemp("fw_jordan")
+    wav = work / "speech.wav"
+    frames = compute_features(concatenated_speech(wav, SPEECH_SECONDS))
+    tflite = jordan_streaming_model(frames)
+    info = c_codegen.generate(tflite, work / "gen", state_pairs=JORDAN_STATE_PAIRS, source_name="test Jordan network")
+    make_firmware(["firmware-host"], work / "gen", work / "build")
+    return {"tflite": tflite, "info": info, "frames": frames, "wav": wav, "exe": work / "build" / "host" / "kws_host"}
+
+
+def test_jordan_network_matches_tflm_on_real_speech(jordan_build: dict) -> None:
+    """The firmware carries a Jordan network's state, its own int8 posterior, exactly as TFLite Micro does."""
+    result = run_host(jordan_build["exe"], jordan_build["wav"], "--stats")
+    assert result.returncode == 0, result.stderr
+    _, c_posteriors, stats = parse_firmware_output(result.stdout)
+    frames, tflite = jordan_build["frames"], jordan_build["tflite"]
+    slots = export_slots(tflite, JORDAN_STATE_PAIRS[0])
+    assert slots.state_output == slots.posterior_output  # the state is the posterior itself
+    expected = reference_stream(tflite, frames, slots)
+    assert c_posteriors.shape == expected.shape == (len(frames), 12)
+    assert int(stats["frames"]) == len(frames)
+    differing = int(np.count_nonzero(c_posteriors != expected))
+    assert differing == 0, f"{differing} of {expected.size} posteriors differ from TFLM"
+    assert jordan_build["info"].state_bytes == 12  # one int8 posterior: the whole state of a stream
+    # The carried posterior matters: from a zero state at every frame most posteriors would differ.
+    ref = Reference(tflite)
+    zero_state = np.full(12, -128, dtype=np.int8)
+    memoryless = np.stack([ref.invoke(slots.inputs(row, zero_state))[slots.posterior_output]
+                           for row in quantized_features(ref, frames, slots)])
+    assert np.mean(np.any(memoryless != expected, axis=1)) > 0.5
+    # The posterior, and so the state, uses its range: near-certain classes (255/256) and exact zeros.
+    assert expected.max() == 127 and expected.min() == -128
 
 
 def test_host_rejects_wrong_audio(host_build: dict, tmp_path: Path) -> None:

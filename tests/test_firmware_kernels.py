@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from test_firmware_support import (
+from firmware_support import (
     Reference,
     build_model_runner,
     compare_with_reference,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_firmware_support import (
+from firmware_support import (
     GRU_STATE_PAIRS,
     concatenated_speech,
     gru_streaming_model,

@@ -4,6 +4,7 @@ mechanics (gradient clipping, truncated BPTT state carry), checkpoints and deter
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -15,6 +16,17 @@ from train.trainer import TrainConfig, load_run, save_run, train_epoch
 
 # float32 recurrences over 60 frames; different op order between fused and explicit forms.
 STEP_TOLERANCE = 1e-5
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the duration of a test (restored after). A Jordan network's time loop is many small
+    operations; on this shared 2-core machine a second intra-op thread only makes each of them wait for the
+    other (measured on the tiny view: 11 s per epoch with 2 threads under load, 0.15 s with one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("cell", list(Cell))
@@ -42,8 +54,33 @@ def test_initial_state_is_zero(cell: Cell) -> None:
     m = build_model(ModelConfig(cell=cell, layers=2))
     st = m.initial_state(3)
     assert len(st) == len(cell.state_names)
+    # [layers, batch, hidden]; a Jordan network carries one posterior over the 12 classes, whatever its depth
+    expected = (1, 3, 12) if cell is Cell.JORDAN else (2, 3, 64)
     for s in st:
-        assert s.shape == (2, 3, 64) and torch.count_nonzero(s) == 0
+        assert s.shape == expected and torch.count_nonzero(s) == 0
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_jordan_state_is_the_previous_posterior(layers: int) -> None:
+    """The Jordan network feeds back its own softmax posterior: after every frame the state equals
+    softmax(logits) of that frame, a distribution over the classes, and it changes the next frame's output."""
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(cell=Cell.JORDAN, layers=layers, hidden=16, num_classes=5))
+    x = torch.rand(2, 8, 40) * 25
+    with torch.no_grad():
+        logits, (y,) = m(x)
+        assert y.shape == (1, 2, 5)
+        assert torch.allclose(y[0], torch.softmax(logits[:, -1], -1), atol=STEP_TOLERANCE)
+        assert torch.allclose(y.sum(-1), torch.ones(1, 2), atol=STEP_TOLERANCE)
+        frame = x[:, 0]
+        a, _ = m.step(frame, (torch.zeros(1, 2, 5),))
+        b, _ = m.step(frame, (torch.eye(5)[None, :2],))  # another belief before the same frame
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_jordan_cannot_be_bidirectional() -> None:
+    with pytest.raises(ValueError, match="Jordan network feeds back its own previous output"):
+        ModelConfig(cell=Cell.JORDAN, bidirectional=True)
 
 
 def test_bidirectional_cannot_stream() -> None:
@@ -90,10 +127,12 @@ def test_clip_objective_labels_only_the_end_of_each_clip() -> None:
     assert {1, 2} <= set(v.labels[labelled].tolist())
 
 
-def test_gradient_clipping_is_active_and_state_is_carried(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("cell", [Cell.GRU, Cell.JORDAN])
+def test_gradient_clipping_is_active_and_state_is_carried(cell: Cell, monkeypatch: pytest.MonkeyPatch,
+                                                          one_thread: None) -> None:
     torch.manual_seed(0)
     v = _tiny_view()
-    m = build_model(ModelConfig(num_classes=3, hidden=16))
+    m = build_model(ModelConfig(cell=cell, num_classes=3, hidden=16))
     # a huge learning signal: unclipped norms far above the limit
     with torch.no_grad():
         for p in m.parameters():
@@ -119,6 +158,24 @@ def test_gradient_clipping_is_active_and_state_is_carried(monkeypatch: pytest.Mo
     st = seen_states[j]
     assert all(torch.count_nonzero(s) > 0 for s in st)
     assert all(not s.requires_grad for s in st)
+
+
+@pytest.mark.parametrize("objective", ["frame", "clip"])
+def test_jordan_trains_through_its_feedback(objective: str, one_thread: None) -> None:
+    """Both objectives train a Jordan network with the generic truncated-BPTT loop: the gradient reaches the
+    posterior feedback weights (backpropagation through the fed-back softmax), and a few epochs on the tiny
+    view lower the loss."""
+    torch.manual_seed(0)
+    v = _tiny_view(objective=objective)
+    m = build_model(ModelConfig(cell=Cell.JORDAN, num_classes=3, hidden=16))
+    m.feat_mean.copy_(torch.from_numpy(v.features.reshape(-1, 40).mean(0)))
+    m.feat_std.copy_(torch.from_numpy(v.features.reshape(-1, 40).std(0) + 0.1))
+    cfg = TrainConfig(spec_time_mask=0, spec_freq_mask=0)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    losses = [train_epoch(m, v, opt, torch.ones(3), cfg, np.random.default_rng(0), False, "t")[0] for _ in range(6)]
+    feedback = m.rnn.feedback.weight.grad
+    assert feedback is not None and feedback.abs().sum() > 0
+    assert losses[-1] < 0.8 * losses[0], losses
 
 
 def test_lstm_cell_state_penalty() -> None:

@@ -291,3 +291,22 @@ def test_run_test_metrics_carry_the_standard_figure(trained_run: Path, artifacts
     ev = json.loads(proc.stdout)["standard"]
     assert test["standard"]["clips"] == ev["clips"] and test["standard"]["protocol"] == ev["protocol"]
     assert abs(test["standard"]["accuracy"] - ev["accuracy"]) * ev["clips"] <= 3
+
+
+def test_report_on_a_jordan_network(jordan_artifacts: Path, sc_dir: Path, tmp_path: Path) -> None:
+    """`export report` needs nothing new for a Jordan network. PyTorch's `forward` over the whole stream (the
+    report's reference) and the exported models stepped frame by frame agree: TFLite float32 on every stream
+    frame up to rare argmax ties (probabilities within 1e-4, the export's gate; 1 % of frames allowed), int8
+    like the export's own int8 gate."""
+    from export.pipeline import ExportOptions
+
+    out = tmp_path / "report"
+    code = rep.main([str(jordan_artifacts), "--out", str(out), "--data", str(sc_dir), "--minutes", "1",
+                     "--limit", str(CLIP_LIMIT), "--bench-seconds", "0.5", "--quiet"])
+    assert code == 0
+    (m,) = json.loads((out / "report.json").read_text())["models"]
+    assert m["model"]["cell"] == "jordan"
+    assert set(m["variants"]) == {"pytorch_float", "tflite_float32", "tflite_int8", "tflite_int16x8", "tflm_int8"}
+    assert m["variants"]["tflite_float32"]["agreement"]["frame_stream"] >= 0.99
+    assert m["variants"]["tflite_int8"]["agreement"]["frame_stream"] >= ExportOptions().min_agreement
+    assert m["variants"]["tflite_int8"]["size"]["tflm_arena_bytes"] > 0

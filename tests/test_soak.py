@@ -65,6 +65,60 @@ def test_saturation_check_growth_and_clippable_share() -> None:
     assert soak.saturation_check(rows([None, None], [None, None]))["limit"] == "n/a"  # float state
 
 
+@pytest.mark.parametrize("name,scale,zero_point,dtype,covered", [
+    ("state_h0", 1 / 128, 0, "int8", True),         # [-1, 127/128]: within one step of [-1, 1]
+    ("state_h0", 1 / 200, 0, "int8", False),        # reaches only +-0.64
+    ("state_y0", 1 / 256, -128, "int8", True),      # the int8 softmax grid: [0, 255/256]
+    ("state_y0", 1 / 32768, 0, "int16", True),      # the int16 softmax grid: [-1, 32767/32768]
+    ("state_y0", 1 / 512, -128, "int8", False),     # reaches only 0.5: a probability could be clipped
+    ("state_c0", 1 / 8, 0, "int8", False),          # an LSTM cell state is unbounded
+])
+def test_bounded_state_ranges(name: str, scale: float, zero_point: int, dtype: str, covered: bool) -> None:
+    from edge.quant import limits
+
+    lo, hi = limits(dtype)
+    assert soak.covers_bounds(name, lo, hi, scale, zero_point) is covered
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn", "jordan"])
+def test_bounded_states_hold_their_bounds(cell: str) -> None:
+    """Every state the soak counts as bounded stays inside its bounds in the float model, even when driven hard
+    (large inputs and weights), and every cell has such a state: h in [-1, 1], a Jordan posterior in [0, 1]."""
+    import torch
+
+    from export.tf_graph import state_name
+    from train.models import Cell, ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(cell=Cell(cell), hidden=16, num_classes=5))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(10.0)
+        _, state = model(torch.randn(2, 50, 40) * 100)
+    bounded = 0
+    for kind, values in zip(model.config.cell.state_names, state):
+        prefix = next((p for p in soak.BOUNDED_STATES if state_name(kind, 0).startswith(p)), None)
+        if prefix is not None:
+            low, high = soak.BOUNDED_STATES[prefix]
+            assert low <= float(values.min()) and float(values.max()) <= high, (kind, values.min(), values.max())
+            bounded += 1
+    assert bounded == 1
+
+
+def test_jordan_soak_passes_with_its_posterior_state_bounded(jordan_artifacts: Path, sc_dir: Path) -> None:
+    """A short soak of the Jordan network: the int8 posterior it feeds back neither pins nor drifts (same recall
+    and false alarms on the replayed block, no growth of values at the int8 limits), and it counts as bounded."""
+    cmd = [sys.executable, "-m", "export", "soak", str(jordan_artifacts), "--minutes", "4", "--data", str(sc_dir),
+           "--json"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode in (0, 1), proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["state_tensors"] == [{"name": "state_y0", "may_clip": False}]
+    first, last = r["blocks"]
+    assert first["keywords"] == last["keywords"] > 0
+    assert r["passed"], r["checks"]
+
+
 def test_reset_policy_resets_and_keeps_stream_time(artifacts: Path) -> None:
     det = StreamingDetector(artifacts, "int8")
     streamer = soak.Streamer(det, reset_every_s=2.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -39,6 +40,22 @@ UNKNOWN_PER_VIEW = 3000
 SYNTH_ACOUSTICS = 0.0
 #: share of training episodes spoken as running speech (synthetic recipe; `StreamConfig.tight_prob`)
 SYNTH_TIGHT = 0.5
+#: transfer learning for the synthetic recipe (`--init-from auto`): a model of the same architecture is first
+#: trained on the real Speech Commands speech of `--negative-data` (the 12-class task, PRETRAIN_EPOCHS epochs,
+#: cached under .cache/pretrained for later wake words), and the wake word starts from its recurrent layers.
+#: Measured on the real "jarvis" recordings: see README, "A custom wake word from text".
+PRETRAIN_EPOCHS = 24
+PRETRAIN_VIEWS = 3
+#: bump when the pretraining recipe changes, so the .cache/pretrained folder is rebuilt
+PRETRAIN_VERSION = 1
+#: Speech Commands recipe (`--synth-unknowns N`): synthetic `_unknown_` words added to the training data, N clips
+#: of each: the 25 other Speech Commands words (the shared folders hold ~20 recordings of most) and
+#: SC_SYNTH_COMMON_WORDS common words. Training only (no validation or test clips). Measured: see README.
+SC_SYNTH_UNKNOWNS = 30
+SC_SYNTH_COMMON_WORDS = 120
+SC_OTHER_WORDS = ("backward", "bed", "bird", "cat", "dog", "eight", "five", "follow", "forward", "four", "happy", "house",
+                  "learn", "marvin", "nine", "one", "seven", "sheila", "six", "three", "tree", "two", "visual", "wow",
+                  "zero")
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -54,6 +71,10 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth-per-word", type=int, default=None,
                    help=f"synthetic recipe: clips per keyword (default {WAKEWORD_PER_WORD} for one keyword, "
                         f"{WAKEWORD_PER_WORD} / keywords but at least {MIN_PER_WORD} for several)")
+    p.add_argument("--synth-unknowns", type=int, default=None, metavar="N",
+                   help=f"speech_commands recipe: N synthetic clips of each of {len(SC_OTHER_WORDS)} other Speech Commands "
+                        f"words and {SC_SYNTH_COMMON_WORDS} common words as _unknown_ training data (default "
+                        f"{SC_SYNTH_UNKNOWNS}; 0 = off)")
     p.add_argument("--synth-engines", default="auto",
                    help="synthetic recipe: comma-separated engines of espeak,flite,piper (default: all installed)")
 
@@ -63,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a model (the default command)")
     _data_args(t)
-    t.add_argument("--model", default="gru", help="gru | lstm | rnn")
+    t.add_argument("--model", default="gru", help="gru | lstm | rnn | jordan")
     t.add_argument("--size", default="mcu", help="mcu (fits the firmware budget) | pi (Raspberry Pi, ~150-250 k "
                    "parameters): sets --hidden/--layers/--proj, which override it")
     t.add_argument("--hidden", type=int, default=None, help="recurrent units per layer (default: from --size)")
@@ -90,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--acoustics", type=float, default=None,
                    help=f"share of clips given a simulated room and microphone colouring (default "
                         f"{SYNTH_ACOUSTICS} for the synthetic recipe, 0 for recorded data)")
+    t.add_argument("--init-from", default="auto", metavar="auto|none|RUN",
+                   help="start from the weights of a run folder where names and shapes match (transfer learning); "
+                        "'auto' (default): for the synthetic recipe, a model of the same architecture trained first on "
+                        "the real --negative-data speech (cached), else none")
     t.add_argument("--out", type=Path, default=Path("runs/default"), help="run folder")
     t.add_argument("--force", action="store_true", help="replace an existing run folder")
     t.add_argument("--quiet", action="store_true")
@@ -164,10 +189,38 @@ def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int, engines
     return out
 
 
+def synthetic_unknowns_dir(keywords: tuple[str, ...], per_word: int, engines: tuple[str, ...]) -> Path:
+    """Generate (once, cached under .cache/) a training-only folder of synthetic `_unknown_` words for the
+    Speech Commands recipe: the other Speech Commands words and common words, none of them a keyword."""
+    from train import synth
+    from train.wordlist import COMMON_WORDS
+
+    others = [w for w in SC_OTHER_WORDS if w not in keywords]
+    common = [w for w in COMMON_WORDS if w not in keywords and w not in others]
+    words = others + common[:: max(1, len(common) // SC_SYNTH_COMMON_WORDS)][:SC_SYNTH_COMMON_WORDS]
+    digest = hashlib.sha256(",".join(words).encode()).hexdigest()[:10]
+    key = f"unknowns_{per_word}_{len(words)}_{digest}_{'-'.join(engines)}_v{SYNTH_RECIPE_VERSION}"
+    out = Path(".cache") / "synth" / key
+    if (out / "testing_list.txt").exists():
+        return out
+    if out.exists():
+        shutil.rmtree(out)  # an interrupted generation of our own cache folder
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = synth.SynthConfig(engines=engines, engine_weights=tuple(ENGINE_WEIGHTS[e] for e in engines),
+                               validation_fraction=0.0, testing_fraction=0.0)
+    # Every word is `_unknown_` to the Speech Commands recipe; the generator calls them keywords only to give
+    # each the same number of clips. Its background noise is left out: the real recordings' noise is used.
+    synth.generate_dataset(out.with_name(key + ".partial"), keywords=words, negatives=[], n_per_word=per_word, seed=0,
+                           config=config, workers=2)
+    shutil.rmtree(out.with_name(key + ".partial") / "_background_noise_")
+    out.with_name(key + ".partial").rename(out)
+    return out
+
+
 def real_negative_dirs(values: list[str], keywords: tuple[str, ...]) -> list[Path]:
     """`--negative-data`: 'none', explicit folders, or 'auto': every Speech Commands folder in KWS_DATA_DIR
     (the entries themselves or their sub-folders)."""
-    from train.data import Recipe, auto_recipe
+    from edge.datasets import Recipe, auto_recipe
 
     if values == ["none"]:
         return []
@@ -193,8 +246,52 @@ def real_negative_dirs(values: list[str], keywords: tuple[str, ...]) -> list[Pat
     return found
 
 
+def resolve_init(value: str, real_speech: list[Path], model, threads: int, progress: bool) -> Path | None:
+    """`--init-from`: a run folder, 'none', or 'auto': the cached real-speech base model (`pretrained_base`) when
+    real Speech Commands speech is at hand (the synthetic recipe's negatives), else none."""
+    if value == "none":
+        return None
+    if value != "auto":
+        return Path(value)
+    from edge.datasets import Recipe, auto_recipe
+
+    if not real_speech:
+        return None
+    if any(auto_recipe(d) is not Recipe.SPEECH_COMMANDS for d in real_speech):
+        print(f"note: {', '.join(map(str, real_speech))}: not Speech Commands folders, so no real-speech base model "
+              "(--init-from RUN names one)", file=sys.stderr)
+        return None
+    return pretrained_base(real_speech, model, threads, progress)
+
+
+def pretrained_base(dirs: list[Path], model, threads: int, progress: bool) -> Path:
+    """Train (once; cached under .cache/pretrained) a model of `model`'s architecture on the 12-class Speech
+    Commands task over the real speech in `dirs`: its recurrent layers have heard thousands of real speakers,
+    which a wake word trained from synthetic voices alone never does."""
+    from edge.datasets import Recipe
+    from train.trainer import CHECKPOINT, CONFIG, TrainConfig, train
+
+    arch = {k: v for k, v in model.to_dict().items() if k in ("cell", "hidden", "layers", "proj")}
+    ident = json.dumps({"data": [str(d.resolve()) for d in dirs], "arch": arch, "epochs": PRETRAIN_EPOCHS,
+                        "views": PRETRAIN_VIEWS, "v": PRETRAIN_VERSION}, sort_keys=True)
+    out = Path(".cache") / "pretrained" / f"{arch['cell']}{arch['hidden']}x{arch['layers']}_{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+    if (out / CONFIG).exists() and (out / CHECKPOINT).exists():
+        print(f"real-speech base model: {out} (cached)", file=sys.stderr)
+        return out
+    print(f"training the real-speech base model ({PRETRAIN_EPOCHS} epochs on {', '.join(map(str, dirs))}; cached "
+          f"in {out} for later wake words)", file=sys.stderr)
+    cfg = TrainConfig(recipe=Recipe.SPEECH_COMMANDS, data=tuple(str(d) for d in dirs), model=model,
+                      epochs=PRETRAIN_EPOCHS, views=PRETRAIN_VIEWS, patience=PRETRAIN_EPOCHS, threads=threads)
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)  # an interrupted pretraining of our own cache folder
+    train(cfg, partial, progress=progress)
+    partial.rename(out)
+    return out
+
+
 def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, ...] | None]:
-    from train.data import Recipe, data_dirs_from_env
+    from edge.datasets import Recipe, data_dirs_from_env
 
     try:
         recipe = Recipe(args.recipe)
@@ -210,6 +307,13 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
     if recipe is Recipe.SYNTHETIC:
         recipe = Recipe.FOLDER
         kws = kws or _keywords(DEFAULT_SYNTH_WORDS)
+    per_word = SC_SYNTH_UNKNOWNS if args.synth_unknowns is None else args.synth_unknowns
+    if per_word < 0:
+        raise UserError("--synth-unknowns must be >= 0")
+    if recipe is Recipe.SPEECH_COMMANDS and per_word and getattr(args, "command", "train") == "train":
+        from edge.datasets import SC_COMMANDS
+
+        roots = [*roots, synthetic_unknowns_dir(kws or SC_COMMANDS, per_word, synth_engines(args.synth_engines))]
     return recipe.value, roots, kws or None
 
 
@@ -223,7 +327,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         cell = Cell(args.model)
     except ValueError:
-        raise UserError(f"unknown model {args.model!r}; choose gru, lstm or rnn") from None
+        raise UserError(f"unknown model {args.model!r}; choose {', '.join(c.value for c in Cell)}") from None
     try:
         size = ModelSize(args.size)
     except ValueError:
@@ -245,6 +349,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--epochs and --patience must be at least 1")
     if not 0.0 <= args.oversample <= 1.0:
         raise UserError("--oversample must be between 0 and 1")
+    if args.init_from not in ("auto", "none") and not Path(args.init_from).is_dir():
+        raise UserError(f"--init-from: {args.init_from} is not a run folder")
     lr = cell.default_lr if args.lr is None else args.lr
     if lr <= 0:
         raise UserError("--lr must be positive")
@@ -263,9 +369,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     unknown_cap = (UNKNOWN_PER_VIEW if negatives and not heldout else 0) if args.unknown_per_view is None else args.unknown_per_view
     if unknown_cap < 0:
         raise UserError("--unknown-per-view must be >= 0")
+    init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet)
     cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=epochs,
                       batch=args.batch, lr=lr, oversample=args.oversample, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout,
+                      init_from=str(init_from or ""),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
                                           reverb_prob=acoustics, colour_prob=acoustics,
                                           unknown_whole_word=synthetic, tight_prob=SYNTH_TIGHT if synthetic else 0.0))
@@ -279,7 +387,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_data_info(args: argparse.Namespace) -> int:
     from edge.datasets import load_parts
-    from train.data import load_dataset
+    from edge.datasets import load_dataset
 
     recipe, roots, kws = resolve_data(args)
     parts = load_parts(recipe, roots, kws)
@@ -306,7 +414,7 @@ def _print_counts(title: str, ds, labels: list[str]) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from edge.datasets import evaluation_clips, standard_clips
     from edge.postprocess import standard_summary
-    from train.data import AudioCache, Recipe, auto_recipe, load_dataset, recorded_data_dirs
+    from edge.datasets import AudioCache, Recipe, auto_recipe, load_dataset, recorded_data_dirs
     from train.trainer import clip_features, clip_posteriors, load_run, score_clips
 
     run = load_run(args.run)

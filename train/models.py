@@ -1,11 +1,16 @@
-"""Recurrent keyword spotters: Elman RNN, LSTM and GRU, each usable as a sequence model or one frame at a time.
+"""Recurrent keyword spotters: Elman RNN, LSTM, GRU and Jordan network, each usable as a sequence model or one
+frame at a time.
 
 `forward(features[B,T,F], state) -> (logits[B,T,C], state)` uses PyTorch's fused recurrent layers (fast
-training). `step(frame[B,F], state) -> (logits[B,C], state)` spells out the cell with matrix products,
-sigmoid, tanh, add, sub and mul only: exactly the math `export/` rebuilds from TFLite builtins
-(FULLY_CONNECTED, ADD, SUB, MUL, LOGISTIC, TANH). Tests check the two agree.
+training); the Jordan network, which has no fused layer, computes its input projections for all frames in
+one matrix product and loops over time only for the recurrence. `step(frame[B,F], state) -> (logits[B,C],
+state)` spells out the cell with matrix products, sigmoid, tanh, add, sub, mul and softmax only: exactly the
+math `export/` rebuilds from TFLite builtins (FULLY_CONNECTED, ADD, SUB, MUL, LOGISTIC, TANH, SOFTMAX). Tests
+check the two agree.
 
-State is a tuple of tensors shaped [layers, batch, hidden]: (h,) for GRU and RNN, (h, c) for LSTM.
+State is a tuple of tensors shaped [state_layers, batch, state_width] (`ModelConfig.state_layers/state_width`):
+(h,) for GRU and RNN, (h, c) for LSTM, each [layers, batch, hidden]; (y,) for the Jordan network, [1, batch,
+num_classes]: the softmax posterior of the previous frame, which is what it feeds back.
 """
 
 from __future__ import annotations
@@ -24,19 +29,27 @@ class Cell(str, enum.Enum):
     GRU = "gru"
     LSTM = "lstm"
     RNN = "rnn"  # Elman RNN with tanh
+    #: Jordan network: tanh hidden layer(s) fed by the input and by the previous frame's softmax posterior.
+    JORDAN = "jordan"
 
     @property
     def gates(self) -> int:
-        return {Cell.GRU: 3, Cell.LSTM: 4, Cell.RNN: 1}[self]
+        return {Cell.GRU: 3, Cell.LSTM: 4, Cell.RNN: 1, Cell.JORDAN: 1}[self]
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        return ("h", "c") if self is Cell.LSTM else ("h",)
+        return {Cell.LSTM: ("h", "c"), Cell.JORDAN: ("y",)}.get(self, ("h",))
+
+    @property
+    def feeds_back_output(self) -> bool:
+        """The state is the model's own posterior output (Jordan network), not a hidden layer."""
+        return self is Cell.JORDAN
 
     @property
     def default_lr(self) -> float:
         """Peak learning rate that trains this cell (measured on the Speech Commands subset: an Elman RNN
-        diverges at 3e-3 and learns at 1e-3; GRU and LSTM are best at 3e-3)."""
+        diverges at 3e-3 and learns at 1e-3; GRU and LSTM are best at 3e-3; a Jordan network trains at 3e-3,
+        its gradient norms below 1 in short runs: its recurrence passes through a softmax)."""
         return 1e-3 if self is Cell.RNN else 3e-3
 
 
@@ -91,6 +104,21 @@ class ModelConfig:
             raise ValueError(f"layers must be 1..3, got {self.layers}")
         if self.hidden < 1 or self.num_classes < 2 or self.input_dim < 1 or self.proj < 0:
             raise ValueError(f"invalid model dimensions: {self}")
+        if self.cell is Cell.JORDAN and self.bidirectional:
+            raise ValueError("a Jordan network feeds back its own previous output and cannot be bidirectional")
+
+    @property
+    def state_layers(self) -> int:
+        """State tensors per state kind: one per recurrent layer and direction; a Jordan network carries only
+        its posterior, whatever its depth."""
+        if self.cell is Cell.JORDAN:
+            return 1
+        return self.layers * (2 if self.bidirectional else 1)
+
+    @property
+    def state_width(self) -> int:
+        """Values per state tensor: the hidden width, or the number of classes for a Jordan network."""
+        return self.num_classes if self.cell is Cell.JORDAN else self.hidden
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -104,6 +132,17 @@ class ModelConfig:
 
 
 _RNN_CLASSES = {Cell.GRU: nn.GRU, Cell.LSTM: nn.LSTM, Cell.RNN: nn.RNN}
+
+
+class JordanLayers(nn.Module):
+    """The hidden layers of a Jordan network. Layer 0 sees the input and the fed-back posterior of the previous
+    frame (`feedback`, no bias: layer 0's input bias covers it); deeper layers see the layer below and have no
+    recurrence of their own, so the posterior stays the only state however deep the network is."""
+
+    def __init__(self, input_size: int, hidden: int, layers: int, classes: int) -> None:
+        super().__init__()
+        self.inputs = nn.ModuleList(nn.Linear(input_size if l == 0 else hidden, hidden) for l in range(layers))
+        self.feedback = nn.Linear(classes, hidden, bias=False)
 
 
 class RecurrentKWS(nn.Module):
@@ -128,7 +167,8 @@ class RecurrentKWS(nn.Module):
         )
         if config.cell is Cell.RNN:
             kwargs["nonlinearity"] = "tanh"
-        self.rnn = _RNN_CLASSES[config.cell](**kwargs)
+        self.rnn: nn.Module = (JordanLayers(rnn_in, config.hidden, config.layers, config.num_classes)
+                               if config.cell is Cell.JORDAN else _RNN_CLASSES[config.cell](**kwargs))
         if config.cell is Cell.RNN:
             # An Elman RNN must hold what it heard through tens of silent frames; orthogonal recurrent
             # weights keep gradients from vanishing or exploding at the start (PyTorch's uniform init
@@ -142,7 +182,7 @@ class RecurrentKWS(nn.Module):
     # ----------------------------------------------------------------- shared pieces
     def initial_state(self, batch: int = 1) -> State:
         c = self.config
-        shape = (c.layers * (2 if c.bidirectional else 1), batch, c.hidden)
+        shape = (c.state_layers, batch, c.state_width)
         device = self.head.weight.device
         return tuple(torch.zeros(shape, device=device) for _ in c.cell.state_names)
 
@@ -157,6 +197,8 @@ class RecurrentKWS(nn.Module):
         if state is None:
             state = self.initial_state(features.shape[0])
         x = self._prepare(features)
+        if self.config.cell is Cell.JORDAN:
+            return self._jordan_forward(x, state[0][0])
         if self.config.cell is Cell.LSTM:
             y, (h, c) = self.rnn(x, (state[0], state[1]))
             new_state: State = (h, c)
@@ -165,9 +207,32 @@ class RecurrentKWS(nn.Module):
             new_state = (h,)
         return self.head(y), new_state
 
+    def _jordan_forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """The Jordan recurrence over [B,T,.] from the posterior `y` [B,C]: layer 0's input side for every frame
+        in one matrix product, then a loop over time for what depends on the previous frame."""
+        layers = self.rnn
+        assert isinstance(layers, JordanLayers)
+        if x.shape[1] == 0:
+            raise ValueError("a sequence needs at least one frame")
+        x_side = layers.inputs[0](x)
+        frames = []
+        for t in range(x.shape[1]):
+            h = torch.tanh(x_side[:, t] + layers.feedback(y))
+            for layer in layers.inputs[1:]:
+                h = torch.tanh(layer(h))
+            logits = self.head(h)
+            y = torch.softmax(logits, dim=-1)
+            frames.append(logits)
+        return torch.stack(frames, dim=1), (y[None],)
+
     # ----------------------------------------------------------------- streaming form
     def layer_weights(self, layer: int) -> dict[str, torch.Tensor]:
-        """Per-gate weights of one layer, split the way the export uses them."""
+        """Per-gate weights of one layer, split the way the export uses them. A Jordan network's layer has one
+        pre-activation `a`: `wx_a`, `bx_a`, and in layer 0 the posterior feedback `wy_a` [hidden, classes]."""
+        if isinstance(self.rnn, JordanLayers):
+            linear = self.rnn.inputs[layer]
+            out = {"wx_a": linear.weight, "bx_a": linear.bias}
+            return {**out, "wy_a": self.rnn.feedback.weight} if layer == 0 else out
         H = self.config.hidden
         w_ih = getattr(self.rnn, f"weight_ih_l{layer}")
         w_hh = getattr(self.rnn, f"weight_hh_l{layer}")
@@ -187,6 +252,12 @@ class RecurrentKWS(nn.Module):
         if state is None:
             state = self.initial_state(frame.shape[0])
         x = self._prepare(frame)
+        if self.config.cell is Cell.JORDAN:
+            y = state[0][0]
+            for layer in range(self.config.layers):
+                x = jordan_layer(x, y if layer == 0 else None, self.layer_weights(layer))
+            logits = self.head(x)
+            return logits, (torch.softmax(logits, dim=-1)[None],)
         hs, cs = [], []
         for layer in range(self.config.layers):
             w = self.layer_weights(layer)
@@ -233,6 +304,13 @@ def rnn_cell(x: torch.Tensor, h: torch.Tensor, w: Mapping[str, torch.Tensor]) ->
     return torch.tanh(_fc(x, w["wx_a"], w["bx_a"] + w["bh_a"]) + _fc(h, w["wh_a"]))
 
 
+def jordan_layer(x: torch.Tensor, y: torch.Tensor | None, w: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """One Jordan hidden layer: h = tanh(Wx x + b + Wy y) with the fed-back posterior y (layer 0), else
+    h = tanh(Wx x + b)."""
+    pre = _fc(x, w["wx_a"], w["bx_a"])
+    return torch.tanh((pre + _fc(y, w["wy_a"])) if y is not None else pre)
+
+
 MODEL_REGISTRY: dict[str, Cell] = {c.value: c for c in Cell}
 
 
@@ -240,17 +318,22 @@ def build_model(config: ModelConfig) -> RecurrentKWS:
     return RecurrentKWS(config)
 
 
-def model_size(config: ModelConfig) -> dict[str, int]:
-    """Parameters and multiply-accumulates per frame, counted from the architecture."""
+def _jordan_size(config: ModelConfig, rnn_in: int) -> tuple[int, int]:
+    """(params, MACs) of a Jordan network's hidden layers and its posterior feedback."""
+    H, C = config.hidden, config.num_classes
+    params = macs = C * H  # feedback, no bias
+    for layer in range(config.layers):
+        inp = rnn_in if layer == 0 else H
+        params += inp * H + H
+        macs += inp * H
+    return params, macs
+
+
+def _recurrent_size(config: ModelConfig, rnn_in: int) -> tuple[int, int]:
+    """(params, MACs) of the GRU/LSTM/Elman layers, both directions where bidirectional."""
     dirs = 2 if config.bidirectional else 1
     H, G = config.hidden, config.cell.gates
-    params = 0
-    macs = 0
-    rnn_in = config.input_dim
-    if config.proj:
-        params += config.input_dim * config.proj + config.proj
-        macs += config.input_dim * config.proj
-        rnn_in = config.proj
+    params = macs = 0
     for layer in range(config.layers):
         inp = rnn_in if layer == 0 else H * dirs
         per_dir_params = G * H * (inp + H) + 2 * G * H
@@ -259,6 +342,20 @@ def model_size(config: ModelConfig) -> dict[str, int]:
         per_dir_macs += {Cell.GRU: 2 * H, Cell.LSTM: 3 * H, Cell.RNN: 0}[config.cell]
         params += dirs * per_dir_params
         macs += dirs * per_dir_macs
-    params += H * dirs * config.num_classes + config.num_classes
-    macs += H * dirs * config.num_classes
+    return params, macs
+
+
+def model_size(config: ModelConfig) -> dict[str, int]:
+    """Parameters and multiply-accumulates per frame, counted from the architecture."""
+    dirs = 2 if config.bidirectional else 1
+    params = 0
+    macs = 0
+    rnn_in = config.input_dim
+    if config.proj:
+        params += config.input_dim * config.proj + config.proj
+        macs += config.input_dim * config.proj
+        rnn_in = config.proj
+    p, m = (_jordan_size if config.cell is Cell.JORDAN else _recurrent_size)(config, rnn_in)
+    params += p + config.hidden * dirs * config.num_classes + config.num_classes
+    macs += m + config.hidden * dirs * config.num_classes
     return {"params": params, "macs_per_frame": macs}

@@ -20,8 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.audio import Resampler
+from edge.datasets import SILENCE, UNKNOWN
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
-from train.data import SILENCE, UNKNOWN
 
 IGNORE = -100
 

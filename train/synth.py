@@ -11,7 +11,7 @@ generator and libc's `rand()` first. The same arguments then give the same sampl
 any order. (If some other code in the same process keeps libespeak-ng loaded, the unload cannot happen
 and outputs may depend on history; `tests/test_synth.py` checks repeatability.)
 
-Dataset layout written by `generate_dataset` (read by `train.data.load_folder`):
+Dataset layout written by `generate_dataset` (read by `edge.datasets.load_folder`):
 
     out_dir/<word>/<speaker>_nohash_<n>.wav      16 kHz mono int16, exactly 1.0 s
     out_dir/_background_noise_/*.wav             white, pink, brown, hum + made-up-word babble
@@ -47,8 +47,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from edge import audio as edge_audio
 from edge.errors import EXIT_USER_ERROR, UserError
 from train import voices
 
@@ -112,46 +112,21 @@ class SynthError(UserError):
 
 
 # =========================================================================== resampling
-def _kaiser(u: np.ndarray, beta: float) -> np.ndarray:
-    """Kaiser window evaluated at continuous positions u in [-1, 1] (0 outside)."""
-    inside = np.abs(u) <= 1.0
-    arg = np.sqrt(np.clip(1.0 - u * u, 0.0, None))
-    return np.where(inside, np.i0(beta * arg) / np.i0(beta), 0.0)
+#: The synthesis low-pass of `edge.audio.Resampler`: cut-off at 0.93 x the lower Nyquist rate, 48 sinc lobes of
+#: that cut-off per side (48 / 0.93 lobes of the Nyquist rate, `Resampler`'s unit), Kaiser beta 8.6 (about 86 dB
+#: stop-band attenuation), every filter phase with unity DC gain.
+RESAMPLE_ROLLOFF = 0.93
+RESAMPLE_ZERO_CROSSINGS = 48 / RESAMPLE_ROLLOFF
+RESAMPLE_KAISER_BETA = 8.6
 
 
-@functools.lru_cache(maxsize=16)
-def _polyphase_table(
-    up: int, down: int, zero_crossings: int, rolloff: float, beta: float
-) -> tuple[np.ndarray, int]:
-    """Filter taps per output phase: row p holds h(p/up - j) for j = -half+1 .. half (input samples)."""
-    fc = 0.5 * rolloff * min(1.0, up / down)  # cut-off in cycles per input sample
-    half_width = zero_crossings / (2.0 * fc)  # window half-length in input samples
-    half = int(math.ceil(half_width))
-    j = np.arange(-half + 1, half + 1)
-    tau = np.arange(up)[:, None] / up - j[None, :]  # time from each tap to the output instant
-    table = 2.0 * fc * np.sinc(2.0 * fc * tau) * _kaiser(tau / half_width, beta)
-    table /= table.sum(axis=1, keepdims=True)  # exact unity DC gain for every phase
-    table.setflags(write=False)  # shared through the cache
-    return table, half
+def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Band-limited rational resampling of a 1-D signal: `edge.audio.resample` with the synthesis low-pass.
 
-
-def resample(
-    x: np.ndarray,
-    src_rate: int,
-    dst_rate: int,
-    *,
-    zero_crossings: int = 48,
-    rolloff: float = 0.93,
-    kaiser_beta: float = 8.6,
-) -> np.ndarray:
-    """Band-limited rational resampling of a 1-D signal (polyphase windowed sinc, Kaiser window).
-
-    The low-pass cut-off is `rolloff` x the lower Nyquist frequency, with `zero_crossings` sinc lobes
-    each side; beta 8.6 gives about 86 dB stop-band attenuation. With the defaults at 22050 -> 16000 Hz
-    the pass band is flat to about 7.0 kHz and everything above about 7.9 kHz is removed before it can
-    alias. Output sample m is the input evaluated at time m / dst_rate (no delay); samples beyond the
-    ends count as zero. Length: ceil(len(x) * dst_rate / src_rate). Integer input is converted to float
-    without rescaling; the result is float32 unless the input is float64.
+    With it at 22050 -> 16000 Hz the pass band is flat to about 7.0 kHz and everything above about 7.9 kHz is
+    removed before it can alias. Output sample m is the input evaluated at time m / dst_rate (no delay); samples
+    beyond the ends count as zero. Length: ceil(len(x) * dst_rate / src_rate). Integer input is converted to
+    float without rescaling; the result is float32 unless the input is float64.
     """
     if not (isinstance(src_rate, (int, np.integer)) and isinstance(dst_rate, (int, np.integer))):
         raise ValueError("sample rates must be integers")
@@ -160,24 +135,9 @@ def resample(
     x = np.asarray(x)
     if x.ndim != 1:
         raise ValueError(f"resample expects a 1-D signal, got shape {x.shape}")
-    if not 0.0 < rolloff < 1.0:
-        raise ValueError("rolloff must be in (0, 1)")
     out_dtype = np.float64 if x.dtype == np.float64 else np.float32
-    if src_rate == dst_rate:
-        return x.astype(out_dtype, copy=True)
-    g = math.gcd(int(src_rate), int(dst_rate))
-    up, down = int(dst_rate) // g, int(src_rate) // g
-    n_out = -(-len(x) * up // down)
-    table, half = _polyphase_table(up, down, zero_crossings, rolloff, kaiser_beta)
-    padded = np.concatenate([np.zeros(half), x.astype(np.float64), np.zeros(half + 1)])
-    # windows[i + 1] = padded[i + 1 : i + 1 + 2*half] = x[i - half + 1 .. i + half], the taps around x[i].
-    windows = sliding_window_view(padded, 2 * half)
-    y = np.empty(n_out, dtype=np.float64)
-    # Outputs r, r + up, r + 2*up, ... share one filter phase and step through the input by `down`.
-    for r in range(min(up, n_out)):
-        base, phase = divmod(r * down, up)
-        count = len(range(r, n_out, up))
-        y[r::up] = windows[base + 1 : base + 1 + (count - 1) * down + 1 : down] @ table[phase]
+    y = edge_audio.resample(x, int(src_rate), int(dst_rate), zero_crossings=RESAMPLE_ZERO_CROSSINGS,
+                            rolloff=RESAMPLE_ROLLOFF, kaiser_beta=RESAMPLE_KAISER_BETA, unity_dc=True)
     return y.astype(out_dtype)
 
 

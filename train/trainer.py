@@ -22,7 +22,7 @@ from edge.errors import UserError
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
 from edge.postprocess import PostprocessConfig, clip_decision, standard_summary, summarize
 from edge.datasets import evaluation_clips, reuse_by_name, standard_clips
-from train.data import SILENCE, UNKNOWN, AudioCache, Dataset, Recipe, load_dataset, recorded_data_dirs, synthetic_noise
+from edge.datasets import SILENCE, UNKNOWN, AudioCache, Dataset, Recipe, load_dataset, recorded_data_dirs, synthetic_noise
 from train.synth import SENTENCE_FOLDER
 from train.models import Cell, ModelConfig, RecurrentKWS, build_model, model_size
 from train.streams import IGNORE, StreamConfig, StreamView, build_view
@@ -66,6 +66,10 @@ class TrainConfig:
     #: data folders (of `data`) never trained on: their validation clips still choose the epoch and, at export,
     #: the threshold (real negative speech beside a synthetic wake word; see `train.cli.real_negative_dirs`)
     heldout_data: tuple[str, ...] = ()
+    #: a run folder whose weights start this training (transfer learning): every tensor whose name and shape
+    #: match is copied (the recurrent layers and the feature normalisation; the head too when the labels are the
+    #: same), the rest keeps its fresh initialisation
+    init_from: str = ""
     stream: StreamConfig = field(default_factory=StreamConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
@@ -343,6 +347,8 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     mean, std = normalisation(view(0))
     model.feat_mean.copy_(mean)
     model.feat_std.copy_(std)
+    if cfg.init_from:
+        initialise_from(model, Path(cfg.init_from), progress)
     weights = class_weights(view(0), len(labels))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -386,6 +392,26 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     metrics["size"] = model_size(mcfg)
     save_run(out_dir, model, cfg, labels, metrics, history)
     return metrics
+
+
+def initialise_from(model: RecurrentKWS, run_dir: Path, progress: bool = False) -> list[str]:
+    """Copy every tensor of the run at `run_dir` whose name and shape match into `model`; returns their names.
+    The source must have the same cell, front end width and layer sizes where it is to help; a run that shares
+    no tensor at all is refused (a wrong folder, not a warm start)."""
+    src_model = load_run(run_dir).model
+    source, target = src_model.state_dict(), model.state_dict()
+    copied = [k for k, v in source.items() if k in target and target[k].shape == v.shape]
+    if src_model.config.cell is not model.config.cell or not any(k.startswith("rnn.") for k in copied):
+        raise UserError(f"--init-from {run_dir}: its recurrent layers do not fit this model "
+                        f"({src_model.config.cell.value} x {src_model.config.hidden} vs "
+                        f"{model.config.cell.value} x {model.config.hidden})")
+    with torch.no_grad():
+        for k in copied:
+            target[k].copy_(source[k])
+    if progress:
+        skipped = sorted(set(target) - set(copied))
+        print(f"initialised from {run_dir}: {len(copied)} tensors copied" + (f", kept fresh: {', '.join(skipped)}" if skipped else ""), flush=True)
+    return copied
 
 
 # ----------------------------------------------------------------------------- run folder

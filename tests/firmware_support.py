@@ -1,4 +1,4 @@
-"""Shared helpers for the firmware tests (no tests in this module).
+"""Shared helpers for the firmware tests (a helper module, not a test module).
 
 * building int8 TFLite models with TensorFlow (tf.function -> TFLiteConverter, full int8),
 * running them in the TFLite Micro Python interpreter (the reference),
@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -88,31 +89,6 @@ def convert_int8(
     converter.inference_output_type = tf.int8
     converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     return bytes(converter.convert())
-
-
-def tie_state_quantization(tflite: bytes, pairs: Sequence[tuple[str, str]]) -> bytes:
-    """Give each state input the scale/zero point of its state output ("state as explicit I/O").
-
-    The converter calibrates the two separately; the firmware copies output bytes into the input, so
-    both must use one quantization. The model's consumers of the input read the new parameters, and
-    the reference interpreter and the firmware see the same flatbuffer.
-    """
-    import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(tflite), 0))
-    graph = model.subgraphs[0]
-    by_name = {}
-    for t in (*graph.inputs, *graph.outputs):
-        by_name[graph.tensors[t].name.decode()] = graph.tensors[t]
-    for in_name, out_name in pairs:
-        src = by_name[out_name].quantization
-        dst = by_name[in_name].quantization
-        dst.scale = list(src.scale)
-        dst.zeroPoint = list(src.zeroPoint)
-    builder = flatbuffers.Builder(len(tflite) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -212,7 +188,9 @@ def gru_streaming_model(hidden: int = 64, classes: int = 12, features: int = 40,
 
     x-side FULLY_CONNECTED with bias, h-side FULLY_CONNECTED without bias, LOGISTIC/TANH gates,
     h' = n + z * (h - n), classifier FULLY_CONNECTED, SOFTMAX. Outputs are renamed to the export's
-    names (`probs`, `state_h0_out`) and the state input takes the state output's quantization.
+    names (`probs`, `state_h0_out`) and the state input takes the state output's quantization, as the export
+    gives it (`export.convert.match_state_quantization`; the model has no signature, so the names are the
+    tensors').
     """
     import tensorflow as tf
 
@@ -238,9 +216,11 @@ def gru_streaming_model(hidden: int = 64, classes: int = 12, features: int = 40,
                 local.uniform(-1, 1, (1, hidden)).astype(np.float32),
             ]
 
+    from export.convert import match_state_quantization
+
     tflite = convert_int8(step, [((1, features), "features"), ((1, hidden), "state_h0")], representative)
     tflite = rename_outputs(tflite, ["probs", "state_h0_out"])
-    return tie_state_quantization(tflite, GRU_STATE_PAIRS)
+    return match_state_quantization(tflite, list(GRU_STATE_PAIRS))
 
 
 def rename_outputs(tflite: bytes, names: Sequence[str]) -> bytes:
@@ -258,20 +238,89 @@ def rename_outputs(tflite: bytes, names: Sequence[str]) -> bytes:
     return bytes(builder.Output())
 
 
-def reference_stream(tflite: bytes, frames_u16: np.ndarray) -> np.ndarray:
-    """TFLM posteriors per frame, state carried: the expected firmware output."""
+@dataclass(frozen=True)
+class StreamSlots:
+    """Input/output positions of a streaming model: features and state in, posteriors and state out."""
+
+    feature_input: int = 0
+    state_input: int = 1
+    posterior_output: int = 0
+    state_output: int = 1
+
+    def inputs(self, features: np.ndarray, state: np.ndarray) -> list[np.ndarray]:
+        """The two inputs in the model's order."""
+        ordered = [features, features]
+        ordered[self.state_input] = state
+        return ordered
+
+
+def export_slots(tflite: bytes, state_pair: tuple[str, str]) -> StreamSlots:
+    """The positions of an exported model's `features`, `probs` and one state pair, from its signature names
+    (the converter orders inputs its own way: a Jordan network's state comes before the features)."""
+    from export.convert import describe_io
+
+    io = describe_io(tflite)
+    inputs = {d["name"]: d["position"] for d in io["inputs"]}
+    outputs = {d["name"]: d["position"] for d in io["outputs"]}
+    return StreamSlots(inputs["features"], inputs[state_pair[0]], outputs["probs"], outputs[state_pair[1]])
+
+
+def quantized_features(ref: "Reference", frames_u16: np.ndarray, slots: StreamSlots = StreamSlots()) -> np.ndarray:
+    """Front-end frames as the model's int8 feature input (the firmware's quantization)."""
     from export.c_codegen import quantize_features_reference
 
+    feat_q = ref.inputs[slots.feature_input]["quantization_parameters"]
+    return quantize_features_reference(frames_u16, float(feat_q["scales"][0]), int(feat_q["zero_points"][0]))
+
+
+def reference_stream(tflite: bytes, frames_u16: np.ndarray, slots: StreamSlots = StreamSlots()) -> np.ndarray:
+    """TFLM posteriors per frame, state carried from its output to its input: the expected firmware output."""
     ref = Reference(tflite)
-    feat_q = ref.inputs[0]["quantization_parameters"]
-    state_q = ref.inputs[1]["quantization_parameters"]
-    features = quantize_features_reference(frames_u16, float(feat_q["scales"][0]), int(feat_q["zero_points"][0]))
-    state = np.full(int(np.prod(ref.inputs[1]["shape"])), int(state_q["zero_points"][0]), dtype=np.int8)
+    state_q = ref.inputs[slots.state_input]["quantization_parameters"]
+    state = np.full(int(np.prod(ref.inputs[slots.state_input]["shape"])), int(state_q["zero_points"][0]), dtype=np.int8)
     out = []
-    for row in features:
-        probs, state = ref.invoke([row, state])
-        out.append(probs)
+    for row in quantized_features(ref, frames_u16, slots):
+        outputs = ref.invoke(slots.inputs(row, state))
+        out.append(outputs[slots.posterior_output])
+        state = outputs[slots.state_output]
     return np.stack(out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A small Jordan network, exported by the export's own functions
+# ----------------------------------------------------------------------------------------------------
+
+#: A Jordan network's state input is fed from the posterior output itself.
+JORDAN_STATE_PAIRS = (("state_y0", "probs"),)
+
+
+def jordan_streaming_model(frames_u16: np.ndarray, hidden: int = 32, classes: int = 12, seed: int = 0) -> bytes:
+    """A Jordan network with random weights, exported to full int8 as `python -m export` does it (fold_weights,
+    step_function, calibration on (frame, state) pairs of the float model over `frames_u16`, state input given
+    the posterior's quantization). Feedback and classifier weights are scaled up so that the posterior, and
+    with it the fed-back state, moves over the whole [0, 1] range instead of staying near uniform."""
+    import torch
+
+    from edge.frontend import features_to_float
+    from export.convert import Variant, convert, match_state_quantization
+    from export.pipeline import float_trajectory, split_state
+    from export.tf_graph import fold_weights, step_function
+    from train.models import Cell, ModelConfig, build_model
+
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(cell=Cell.JORDAN, hidden=hidden, num_classes=classes)).eval()
+    floats = torch.from_numpy(features_to_float(frames_u16))
+    with torch.no_grad():
+        model.feat_mean.copy_(floats.mean(0))
+        model.feat_std.copy_(floats.std(0) + 0.1)
+        model.rnn.feedback.weight.mul_(6.0)
+        model.head.weight.mul_(12.0)
+    _, states = float_trajectory(model, frames_u16)
+    calibration = [{"features": features_to_float(frames_u16[i : i + 1]), **split_state(states[i], model.config)}
+                   for i in range(0, len(frames_u16), 3)]
+    fw = fold_weights(model)
+    fn, _ = step_function(fw)
+    return match_state_quantization(convert(fn, Variant.INT8, lambda: iter(calibration)), fw.state_pairs())
 
 
 def parse_firmware_output(text: str) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
