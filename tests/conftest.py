@@ -24,6 +24,26 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def _fail_skips_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Under CI=true every skip is a failure, whatever raised it (`need`, a module-level `importorskip`, a
+    helper's `pytest.skip`): CI installs everything, so a skip there means something it needs is missing."""
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which must run every test: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ARG001
+    outcome = yield
+    _fail_skips_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # noqa: ARG001
+    outcome = yield
+    _fail_skips_in_ci(outcome.get_result())
+
+
 def need_tool(name: str) -> str:
     path = shutil.which(name)
     need(path is not None, f"{name} is not installed")
