@@ -268,11 +268,25 @@ def test_feature_lookup_table_is_the_quantization_rule(artifacts: Path) -> None:
     """The runtime's per-frame table lookup equals `quantize_features` on every uint16 value."""
     from edge.quant import quantize_features
 
+    from edge.quant import FEATURE_SCALE
+
     det = StreamingDetector(artifacts, "int8")
     fq = det.model.spec.feature_quantizer
+    scale, zp = fq["scale"], fq["zero_point"]
     frames = np.arange(65536, dtype=np.uint16).reshape(-1, 64)[:, :40]
     got = np.concatenate([det.model.model_input(f) for f in frames[::97]])
-    assert np.array_equal(got, quantize_features(frames[::97], fq["scale"], fq["zero_point"], "int8"))
+    assert np.array_equal(got, quantize_features(frames[::97], scale, zp, "int8"))
+    # and the rule itself, checked independently of the code that builds the table: every uint16 value maps to
+    # the nearest int8 step of its real feature value (within half a step, plus float32 rounding of the
+    # products), monotonically, saturating at -128/127, with 0 at the zero point
+    u16 = np.arange(65536, dtype=np.uint16)
+    table = np.concatenate([det.model.model_input(u16[i : i + 40]).reshape(-1) for i in range(0, 65536, 40)])[:65536]
+    real = u16.astype(np.float64) * FEATURE_SCALE
+    inside = (table > -128) & (table < 127)
+    assert inside.sum() > 100
+    assert np.abs((table[inside].astype(np.float64) - zp) * scale - real[inside]).max() <= scale / 2 * (1 + 1e-5)
+    assert np.all(np.diff(table.astype(np.int16)) >= 0) and table[0] == zp
+    assert np.all(real[table == 127] >= (127 - zp - 0.5) * scale * (1 - 1e-5))
 
 
 def test_detector_on_raw_integers_equals_detector_on_units() -> None:
