@@ -143,15 +143,53 @@ class Resampler:
         return self._emit(total)
 
 
+#: `resample` goes phase by phase when every filter phase serves at least this many outputs; below it one call
+#: per phase costs more than gathering the windows (measured: even at about 5 outputs per phase).
+MIN_OUTPUTS_PER_PHASE = 8
+
+
 def resample(x: np.ndarray, src_rate: int, dst_rate: int, *, zero_crossings: float = 16, kaiser_beta: float = 8.6,
              rolloff: float = 0.95, unity_dc: bool = False, block: int = DEFAULT_BLOCK) -> np.ndarray:
-    """Resample a whole float signal (see `Resampler` for the filter parameters), fed `block` samples at a time
-    so that memory stays bounded however long the signal; float64 out."""
+    """Resample a whole float signal (see `Resampler` for the filter parameters); float64 out.
+
+    The result is that of a fresh `Resampler` fed all of `x` and flushed, bit for bit (a test checks). Where each
+    filter phase serves `MIN_OUTPUTS_PER_PHASE` outputs or more it is computed phase by phase on views of one
+    reversed copy of the signal (`_resample_whole`: no [outputs, taps] temporaries); otherwise the signal is fed to
+    a `Resampler` `block` samples at a time, so that memory stays bounded however long the signal."""
     if src_rate == dst_rate:
         return np.asarray(x, dtype=np.float64).copy()
     r = Resampler(src_rate, dst_rate, zero_crossings, kaiser_beta, rolloff, unity_dc)
     x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if len(x) >= MIN_OUTPUTS_PER_PHASE * r.down:  # about len(x) * up / down outputs, up phases
+        return _resample_whole(x, r.up, r.down, r.center, r.table)
     return np.concatenate([r.process(x[i : i + block]) for i in range(0, len(x), block)] + [r.flush()])
+
+
+def _resample_whole(x: np.ndarray, up: int, down: int, center: int, table: np.ndarray) -> np.ndarray:
+    """`Resampler`'s outputs for the whole of `x` (zeros outside it), grouped by filter phase.
+
+    The outputs r, r + up, r + 2 up, ... share the phase row of `table` and their newest input samples step by
+    `down`, so their windows are rows of a strided view of the reversed signal. Each output is the same einsum
+    row product as in `Resampler._emit` (the same values times the same taps, summed by the same contiguous
+    kernel), so the bits are the same; only the gathered copies are gone.
+    """
+    taps = table.shape[1]
+    total = -(-len(x) * up // down)
+    out = np.empty(total)
+    if total == 0:
+        return out
+    last = ((total - 1) * down + center) // up  # newest input sample of the last output
+    kept = min(len(x), last + 1)
+    rev = np.zeros(last + taps)  # rev[q] = x[last - q], zero outside the signal
+    rev[last - kept + 1 : last + 1] = x[:kept][::-1]
+    windows = sliding_window_view(rev, taps)  # row q: x[last - q - j] for tap j
+    for phase_start in range(min(up, total)):
+        newest, phase = divmod(phase_start * down + center, up)
+        count = (total - 1 - phase_start) // up + 1
+        first = last - newest  # the window of output phase_start; later outputs of this phase lie below it
+        rows = windows[first - (count - 1) * down : first + 1 : down]  # ascending rows: reversed output order
+        np.einsum("nj,j->n", rows, table[phase], out=out[phase_start::up][::-1])
+    return out
 
 
 def float_to_int16(x: np.ndarray) -> np.ndarray:

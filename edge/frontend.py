@@ -19,6 +19,7 @@ import dataclasses
 import enum
 import functools
 import platform
+import typing
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,11 @@ class FrontendConfig:
     def hop_samples(self) -> int:
         return self.sample_rate * self.hop_ms // 1000
 
+    def frames_in(self, seconds: float) -> int:
+        """Frames the front end emits for `seconds` of audio (one per hop once the first window is full)."""
+        samples = int(round(seconds * self.sample_rate))
+        return max(0, (samples - self.window_samples) // self.hop_samples + 1)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -114,6 +120,14 @@ class FrontendConfig:
                 "pymicro-features only implements the default front end; unsupported values for: "
                 + ", ".join(different)
             )
+
+
+def config_field_types() -> dict[str, type]:
+    """`FrontendConfig`'s fields in declaration order, each with its type (int, float or bool): the one list that
+    the library's `struct kws_fe_params` (`_Params` is derived from it), the generated kws_frontend_config.h
+    (`export.codegen.settings`) and both C `fill_config` functions follow (tests parse the C sources)."""
+    hints = typing.get_type_hints(FrontendConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(FrontendConfig)}
 
 
 class FrontendBackend(enum.Enum):
@@ -147,27 +161,15 @@ def library_path(machine: str | None = None) -> Path:
     return LIBRARY_DIR / f"libkws_frontend.{machine or platform.machine()}.so"
 
 
-class _Params(ctypes.Structure):
-    """`struct kws_fe_params`: one field per `FrontendConfig` field, same names (a test checks)."""
+#: The C type of each kind of `FrontendConfig` field in `struct kws_fe_params` (a bool is an int32 flag).
+_CTYPES: dict[type, type] = {int: ctypes.c_int32, float: ctypes.c_float, bool: ctypes.c_int32}
 
-    _fields_ = [
-        ("sample_rate", ctypes.c_int32),
-        ("window_ms", ctypes.c_int32),
-        ("hop_ms", ctypes.c_int32),
-        ("num_channels", ctypes.c_int32),
-        ("lower_band_limit_hz", ctypes.c_float),
-        ("upper_band_limit_hz", ctypes.c_float),
-        ("noise_smoothing_bits", ctypes.c_int32),
-        ("noise_even_smoothing", ctypes.c_float),
-        ("noise_odd_smoothing", ctypes.c_float),
-        ("noise_min_signal_remaining", ctypes.c_float),
-        ("pcan_enable", ctypes.c_int32),
-        ("pcan_strength", ctypes.c_float),
-        ("pcan_offset", ctypes.c_float),
-        ("pcan_gain_bits", ctypes.c_int32),
-        ("log_enable", ctypes.c_int32),
-        ("log_scale_shift", ctypes.c_int32),
-    ]
+
+class _Params(ctypes.Structure):
+    """`struct kws_fe_params`: one field per `FrontendConfig` field, same names, order and kinds (derived from the
+    dataclass; a test parses the C struct)."""
+
+    _fields_ = [(name, _CTYPES[kind]) for name, kind in config_field_types().items()]
 
     @classmethod
     def from_config(cls, config: FrontendConfig) -> "_Params":

@@ -17,7 +17,7 @@ def limits(dtype: str) -> tuple[int, int]:
 
 
 #: The one definition of how a uint16 front-end frame becomes a quantized model input. The firmware
-#: reproduces it exactly with an integer threshold table generated from this function (export/c_codegen.py).
+#: reproduces it exactly with an integer threshold table generated from this function (export/codegen).
 FEATURE_QUANTIZATION_RULE = "clip(round_half_even(float32(u * 0.0390625) / float32(scale)) + zero_point)"
 
 

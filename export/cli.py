@@ -109,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from export import wakeword
             return wakeword.main(argv[1:])
         if argv and argv[0] == "codegen":
-            from export import c_codegen
-            return c_codegen.main(argv[1:])
+            from export.codegen import main as codegen_main
+            return codegen_main(argv[1:])
         args = build_parser().parse_args(argv)
         return {"build": cmd_build, "verify": cmd_verify}[args.command](args)
     except UserError as exc:

@@ -17,18 +17,22 @@ import torch
 from tqdm import tqdm
 
 from edge.errors import UserError
-from edge.frontend import FEATURE_SCALE, StreamingFrontend, features_to_float
+from edge.frontend import FEATURE_SCALE, FrontendConfig, StreamingFrontend, features_to_float
 from edge.manifest import MANIFEST, SCHEMA_VERSION, load_manifest, sha256_file
 from edge.quant import FEATURE_QUANTIZATION_RULE
 from export.calibrate import DEFAULT_MINUTES, DEFAULT_TARGET_FA_PER_HOUR, CalibrationOptions, calibrate
 from export.convert import Variant, convert, describe_io, match_state_quantization, operator_names
 from export.longstream import build_long_stream
-from export.tf_graph import POSTERIOR_OUTPUT, FoldedWeights, fold_weights, state_name, step_function, window_function
+from export.tflm_arena import tflm_arena_bytes
+from export.tf_graph import POSTERIOR_OUTPUT, FoldedWeights, fold_weights, step_function, window_function
+from export.trajectory import float_trajectory, split_state
+from export.verify import verify_artifacts
 from edge.datasets import Dataset, Recipe, load_dataset, recorded_data_dirs
-from train.models import ModelConfig, RecurrentKWS
+from train.models import RecurrentKWS, state_name
 from train.trainer import Run, load_run
 
-WINDOW_FRAMES = 98  # one second of audio: (16000 - 480) / 160 + 1
+#: The non-streaming baseline model's window: one second of audio (98 frames with the default front end).
+WINDOW_SECONDS = 1.0
 VARIANT_FILES = {Variant.FLOAT32: "model_float32.tflite", Variant.INT8: "model_int8.tflite", Variant.INT16X8: "model_int16x8.tflite"}
 BASELINE_FILES = {Variant.FLOAT32: "window_float32.tflite", Variant.INT8: "window_int8.tflite"}
 
@@ -58,26 +62,6 @@ def run_dataset(run: Run, data_override: Sequence[str] | str | None = None) -> D
 
 
 # ----------------------------------------------------------------------------- calibration
-@torch.no_grad()
-def float_trajectory(model: RecurrentKWS, feats: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """PyTorch `step` over a stream from a zero state: (probs [T,C], states before each step [T,...])."""
-    state = model.initial_state(1)
-    probs, states = [], []
-    x = torch.from_numpy(features_to_float(feats))
-    for t in range(len(x)):
-        states.append(np.concatenate([s[:, 0, :].numpy().reshape(-1) for s in state]))
-        logits, state = model.step(x[t : t + 1], state)
-        probs.append(torch.softmax(logits, -1)[0].numpy())
-    return np.asarray(probs), states
-
-
-def split_state(flat: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
-    """Flattened (kind-major, then layer) torch state -> {state_<k><l>: [1, state width]}."""
-    kinds, layers, width = config.cell.state_names, config.state_layers, config.state_width
-    per_kind = flat.reshape(len(kinds), layers, width)
-    return {state_name(k, l): per_kind[i, l].reshape(1, width).astype(np.float32) for i, k in enumerate(kinds) for l in range(layers)}
-
-
 def calibration_set(run: Run, dataset: Dataset, opts: ExportOptions) -> list[dict[str, np.ndarray]]:
     stream = build_long_stream(dataset, "train", opts.calibration_seconds, seed=opts.seed)
     feats = StreamingFrontend(run.frontend).process(stream.pcm)
@@ -87,11 +71,17 @@ def calibration_set(run: Run, dataset: Dataset, opts: ExportOptions) -> list[dic
     return [{"features": ffeat[i : i + 1], **split_state(states[i], run.model.config)} for i in idx]
 
 
+def window_frames(frontend: FrontendConfig) -> int:
+    """Frames of the baseline's window: those the front end emits for `WINDOW_SECONDS` of audio."""
+    return frontend.frames_in(WINDOW_SECONDS)
+
+
 def window_calibration(run: Run, dataset: Dataset, opts: ExportOptions) -> list[dict[str, np.ndarray]]:
     stream = build_long_stream(dataset, "train", 60.0, seed=opts.seed + 1)
     feats = features_to_float(StreamingFrontend(run.frontend).process(stream.pcm))
-    starts = np.linspace(0, len(feats) - WINDOW_FRAMES, 200).astype(int)
-    return [{"features": feats[s : s + WINDOW_FRAMES][None]} for s in starts]
+    frames = window_frames(run.frontend)
+    starts = np.linspace(0, len(feats) - frames, 200).astype(int)
+    return [{"features": feats[s : s + frames][None]} for s in starts]
 
 
 def _rep(samples: list[dict[str, np.ndarray]]) -> Callable[[], Iterable[dict[str, np.ndarray]]]:
@@ -102,31 +92,6 @@ def _rep(samples: list[dict[str, np.ndarray]]) -> Callable[[], Iterable[dict[str
 
 
 # ----------------------------------------------------------------------------- measurements
-def tflm_arena_bytes(model_bytes: bytes) -> int | None:
-    """Smallest arena (16-byte steps) with which the TFLite Micro interpreter allocates the model."""
-    try:
-        from tflite_micro.python.tflite_micro import runtime
-    except ImportError:
-        return None
-
-    def fits(n: int) -> bool:
-        try:
-            runtime.Interpreter.from_bytes(model_bytes, arena_size=n)
-            return True
-        except (RuntimeError, ValueError):
-            return False
-
-    lo, hi = 16, 1 << 16
-    while not fits(hi):
-        hi *= 2
-        if hi > 1 << 26:
-            return None
-    while hi - lo > 16:
-        mid = (lo + hi) // 2 // 16 * 16
-        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
-    return hi
-
-
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("torch", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "tflite-micro", "pymicro-features", "numpy", "onnx", "onnxruntime"):
@@ -228,9 +193,10 @@ def build_artifacts(run_dir: Path, out_dir: Path, opts: ExportOptions, force: bo
             path.write_bytes(data)
             variants[variant.value] = _variant_entry(path, data, variant)
         variants["int8"]["tflm_arena_bytes"] = tflm_arena_bytes((tmp / VARIANT_FILES[Variant.INT8]).read_bytes())
-        baseline: dict[str, Any] = {"window_frames": WINDOW_FRAMES, "variants": {}}
+        frames = window_frames(run.frontend)
+        baseline: dict[str, Any] = {"window_frames": frames, "variants": {}}
         if opts.baseline:
-            wfn = window_function(fw, WINDOW_FRAMES)
+            wfn = window_function(fw, frames)
             wcal = window_calibration(run, dataset, opts)
             for variant, fname in BASELINE_FILES.items():
                 data = convert(wfn, variant, _rep(wcal))
@@ -255,8 +221,6 @@ def build_artifacts(run_dir: Path, out_dir: Path, opts: ExportOptions, force: bo
             "versions": package_versions(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        from export.verify import verify_artifacts  # late import: verify needs the manifest written
-
         say(f"verifying fidelity on {opts.verify_seconds:.0f} s of held-out audio ...", flush=True)
         fidelity = verify_artifacts(tmp, run, dataset, opts.verify_seconds, opts.seed, progress)
         manifest["fidelity"] = fidelity

@@ -22,18 +22,12 @@ import numpy as np
 import torch
 
 from export.tf_quiet import import_tensorflow
-from train.models import Cell, ModelConfig, RecurrentKWS
+from train.models import Cell, ModelConfig, RecurrentKWS, state_name
 
 tf = import_tensorflow()
 
-GATES = {Cell.GRU: "rzn", Cell.LSTM: "ifgo", Cell.RNN: "a", Cell.JORDAN: "a"}
 #: The posterior output of the streaming model (and the state output of a Jordan network).
 POSTERIOR_OUTPUT = "probs"
-
-
-def state_name(kind: str, layer: int) -> str:
-    """The model input carrying state `kind` ("h", "c", "y") of `layer`."""
-    return f"state_{kind}{layer}"
 
 
 @dataclass
@@ -92,7 +86,7 @@ def fold_weights(model: RecurrentKWS) -> FoldedWeights:
             layers.append(LayerWeights({"a": wx}, {"a": bx}, {"a": w["wy_a"].T.copy()} if "wy_a" in w else {}, None))
             continue
         lw = LayerWeights({}, {}, {}, None)
-        for g in GATES[cfg.cell]:
+        for g in cfg.cell.gate_names:
             bx = w[f"bx_{g}"] + (w[f"bh_{g}"] if not (cfg.cell is Cell.GRU and g == "n") else 0.0)
             lw.wx[g], lw.bx[g] = input_side(l, w[f"wx_{g}"], bx)
             lw.wh[g] = w[f"wh_{g}"].T.copy()

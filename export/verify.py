@@ -18,6 +18,7 @@ from edge.interpreters import Runtime
 from edge.manifest import load_manifest
 from edge.model import StreamingModel
 from export.longstream import build_long_stream
+from export.trajectory import float_trajectory, split_state
 from train.trainer import Run
 
 #: PyTorch float vs TFLite float32: both float32, different op order; 1e-4 absolute on probabilities.
@@ -54,8 +55,6 @@ def _saturation(state_q: np.ndarray, dtype: str) -> float:
 
 def verify_artifacts(artifacts: Path, run: Run, dataset: Dataset, seconds: float, seed: int,
                      progress: bool = True) -> dict[str, Any]:
-    from export.pipeline import float_trajectory, split_state
-
     stream = build_long_stream(dataset, "test", seconds, seed=seed + 7)
     feats = StreamingFrontend(run.frontend).process(stream.pcm)
     ref_probs, ref_states = float_trajectory(run.model, feats)

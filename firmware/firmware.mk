@@ -51,7 +51,7 @@ FW_GEN_NAMES := model_data model_tflite
 FW_GEN_FILES := $(addprefix $(FW_GEN_DIR)/,model_data.c model_data.h model_tflite.c model_tflite.h \
                   kws_frontend_config.h)
 # Application settings (labels, detection): needed by the app and the detector only, so that the
-# kernel test harness builds for any model (c_codegen writes it for streaming models).
+# kernel test harness builds for any model (export/codegen writes it for streaming models).
 FW_SETTINGS := $(FW_GEN_DIR)/kws_settings.h
 FW_SETTINGS_USERS := kws_app kws_detect
 
@@ -179,7 +179,7 @@ firmware-run-m4: $(FW_M4_DIR)/kws_m4.elf
 	$(FW_QEMU) $(FW_QEMU_FLAGS) -semihosting-config enable=on,target=native,arg=kws_m4,arg=$(FW_WAV),arg=--stats \
 	    -kernel $<
 
-# flash/RAM (+ stack and instructions per frame with FW_WAV) as JSON: export.c_codegen.firmware_costs()
+# flash/RAM (+ stack and instructions per frame with FW_WAV) as JSON: export.codegen.firmware_costs()
 .PHONY: firmware-costs
 firmware-costs: $(FW_M4_DIR)/kws_m4.elf
 	$(FW_PYTHON) -m export codegen costs --build $(FW_BUILD_DIR) --json $(if $(FW_WAV),--wav $(FW_WAV))

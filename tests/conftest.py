@@ -143,6 +143,34 @@ def jordan_artifacts(jordan_run: Path, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
+def _small_cell_artifacts(cell: str, hidden: int, lr: float, sc_dir: Path, tmp: pytest.TempPathFactory) -> Path:
+    """A small model of `cell` trained for a few epochs on the real subset and exported like `artifacts`
+    (relaxed 90 % gate: an under-trained model's flat posteriors flip more often)."""
+    from export.pipeline import ExportOptions, build_artifacts
+    from train.models import Cell, ModelConfig
+    from train.trainer import TrainConfig, train
+
+    run = tmp.mktemp(f"{cell}_run")
+    train(TrainConfig(recipe="speech_commands", data=(str(sc_dir),), model=ModelConfig(cell=Cell(cell), hidden=hidden),
+                      epochs=6, views=2, batch=32, seed=0, lr=lr, clip_norm=5.0, threads=1), run, progress=False)
+    out = tmp.mktemp(f"{cell}_art") / cell
+    build_artifacts(run, out, ExportOptions(verify_seconds=60, calibration_seconds=90, min_agreement=0.9,
+                                            threshold_minutes=3.0), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lstm_artifacts(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small LSTM (32 units), trained and exported as the GRU `artifacts` are."""
+    return _small_cell_artifacts("lstm", 32, 1e-2, sc_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def rnn_artifacts(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small Elman RNN (48 units; its peak learning rate, 1e-3 for long runs, raised for 6 epochs)."""
+    return _small_cell_artifacts("rnn", 48, 3e-3, sc_dir, tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
 def stream_wav(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 12 s of real test-split speech: keywords and other words with gaps."""

@@ -2,7 +2,7 @@
 
 * building int8 TFLite models with TensorFlow (tf.function -> TFLiteConverter, full int8),
 * running them in the TFLite Micro Python interpreter (the reference),
-* generating C with export/c_codegen.py and building it with `make -f firmware/firmware.mk`,
+* generating C with export/codegen and building it with `make -f firmware/firmware.mk`,
 * finding the real audio of ../shared/data (overridable with KWS_DATA_DIR).
 """
 
@@ -138,10 +138,10 @@ def make_firmware(targets: Sequence[str], gen_dir: Path, build_dir: Path) -> Non
 
 def build_model_runner(tflite: bytes, work: Path, use_lut: bool = True) -> Path:
     """Generate C for `tflite` and build the host harness that runs it on stdin records."""
-    from export import c_codegen
+    from export import codegen
 
     gen = work / "gen"
-    c_codegen.generate(tflite, gen, use_lut=use_lut, source_name="test model")
+    codegen.generate(tflite, gen, use_lut=use_lut, source_name="test model")
     make_firmware(["firmware-model-runner"], gen, work / "build")
     return work / "build" / "host" / "kws_model_runner"
 
@@ -267,7 +267,7 @@ def export_slots(tflite: bytes, state_pair: tuple[str, str]) -> StreamSlots:
 
 def quantized_features(ref: "Reference", frames_u16: np.ndarray, slots: StreamSlots = StreamSlots()) -> np.ndarray:
     """Front-end frames as the model's int8 feature input (the firmware's quantization)."""
-    from export.c_codegen import quantize_features_reference
+    from export.codegen import quantize_features_reference
 
     feat_q = ref.inputs[slots.feature_input]["quantization_parameters"]
     return quantize_features_reference(frames_u16, float(feat_q["scales"][0]), int(feat_q["zero_points"][0]))
@@ -303,7 +303,7 @@ def jordan_streaming_model(frames_u16: np.ndarray, hidden: int = 32, classes: in
 
     from edge.frontend import features_to_float
     from export.convert import Variant, convert, match_state_quantization
-    from export.pipeline import float_trajectory, split_state
+    from export.trajectory import float_trajectory, split_state
     from export.tf_graph import fold_weights, step_function
     from train.models import Cell, ModelConfig, build_model
 

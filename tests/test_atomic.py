@@ -96,7 +96,7 @@ def test_a_symlink_target_is_refused_and_its_file_untouched(tmp_path: Path) -> N
 
 def test_record_in_manifest_is_atomic_and_refuses_a_symlink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`codegen costs --manifest`: the manifest is replaced through a fresh temporary name, never a fixed one."""
-    from export import c_codegen
+    from export import codegen
 
     art = tmp_path / "art"
     art.mkdir()
@@ -111,13 +111,13 @@ def test_record_in_manifest_is_atomic_and_refuses_a_symlink(tmp_path: Path, monk
     victim = tmp_path / "victim"
     victim.write_text("untouched")
     trap.symlink_to(victim)
-    assert c_codegen.record_in_manifest(art, {"flash_bytes": 1}) == manifest
+    assert codegen.record_in_manifest(art, {"flash_bytes": 1}) == manifest
     assert json.loads(manifest.read_text()) == {"labels": ["a"], "firmware": {"flash_bytes": 1}}
     assert victim.read_text() == "untouched" and _names(art) == [".manifest.json.tmp", "manifest.json"]
     manifest.unlink()
     manifest.symlink_to(victim)
     with pytest.raises(UserError, match="symlink"):
-        c_codegen.record_in_manifest(art, {"flash_bytes": 2})
+        codegen.record_in_manifest(art, {"flash_bytes": 2})
     assert victim.read_text() == "untouched"
 
 
@@ -185,7 +185,7 @@ def test_row_writer_error_leaves_the_old_file(tmp_path: Path) -> None:
 def test_codegen_writes_atomically_keeps_mtimes_and_refuses_a_symlink(artifacts: Path, tmp_path: Path) -> None:
     """`python -m export codegen`: the generated C files appear through `edge.atomic`; an unchanged file is not
     rewritten (mtimes stay stable for make); a generated file that is a symlink is refused, its file untouched."""
-    from export.c_codegen import generate_from_artifacts
+    from export.codegen import generate_from_artifacts
 
     out = tmp_path / "gen"
     files = generate_from_artifacts(artifacts, out).files

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from edge import audio
 from edge.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Resampler, iter_wav_chunks, load_wav, resample
 from edge.errors import AudioError
 
@@ -39,6 +40,24 @@ def test_resampler_is_chunk_invariant(chunk: int) -> None:
     r = Resampler(8000, 16000)
     parts = [r.process(x[i : i + chunk]) for i in range(0, len(x), chunk)] + [r.flush()]
     assert np.allclose(np.concatenate(parts), whole, atol=1e-12)
+
+
+@pytest.mark.parametrize(("src", "dst"), [(22050, 16000), (8000, 16000), (44100, 16000), (16000, 8000),
+                                        (16000, 22050), (15200, 16000), (16001, 16000)])
+@pytest.mark.parametrize("n", [1, 7, 999, 16000, 40001])
+@pytest.mark.parametrize("phase_by_phase", [True, False])
+def test_whole_signal_resample_is_the_streaming_resampler_bit_for_bit(
+    src: int, dst: int, n: int, phase_by_phase: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`resample` has two paths (phase by phase, or blocks through a `Resampler`); each must give every streamed
+    output sample exactly, for the default filter and the synthesis one (`train.synth`)."""
+    monkeypatch.setattr(audio, "MIN_OUTPUTS_PER_PHASE", 0 if phase_by_phase else 10**12)
+    x = np.random.default_rng(n).standard_normal(n)
+    for params in ({}, {"zero_crossings": 48 / 0.93, "rolloff": 0.93, "unity_dc": True}):
+        r = Resampler(src, dst, **params)
+        streamed = np.concatenate([r.process(x[i : i + 1234]) for i in range(0, n, 1234)] + [r.flush()])
+        whole = resample(x, src, dst, **params)
+        assert whole.dtype == np.float64 and whole.tobytes() == streamed.tobytes()
 
 
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT"])

@@ -221,7 +221,7 @@ def test_each_threshold_is_the_lowest_that_meets_it(artifacts: Path, calibration
 def test_edge_run_and_firmware_settings_use_the_thresholds(artifacts: Path, calibration, tmp_path: Path) -> None:
     """`edge run` on the calibration stream gives exactly the calibration's events, and the generated firmware
     settings carry the same integer limits."""
-    from export import c_codegen
+    from export import codegen
 
     op, post, stream = calibration
     manifest = load_manifest(artifacts)
@@ -241,7 +241,7 @@ def test_edge_run_and_firmware_settings_use_the_thresholds(artifacts: Path, cali
     assert got != [(e.label, e.frame) for e in rep.fast_detect(rep.window_sums(post.units, default.window),
                                                                  rep.make_detector(manifest.labels, default, post,
                                                                                    manifest.frontend))]
-    gen = c_codegen.generate_from_artifacts(artifacts, tmp_path / "fw")
+    gen = codegen.generate_from_artifacts(artifacts, tmp_path / "fw")
     limits = dict(zip(manifest.labels, gen.settings.limits))
     assert {k: limits[k] for k in op["keywords"]} == {k: v["limit"] for k, v in op["keywords"].items()}
     header = next(p for p in gen.files if p.name == "kws_settings.h").read_text()

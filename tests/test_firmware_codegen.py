@@ -1,4 +1,4 @@
-"""export/c_codegen.py on its own: feature quantization, front-end header, arena plan, CLI errors."""
+"""export/codegen on its own: feature quantization, front-end header, arena plan, CLI errors."""
 
 from __future__ import annotations
 
@@ -12,22 +12,22 @@ import pytest
 from firmware_support import GRU_STATE_PAIRS, REPO
 
 from edge.frontend import FrontendConfig
-from export import c_codegen
+from export import codegen
 
 
 @pytest.mark.parametrize("scale,zero_point", [(0.0520, 2), (0.1370, -128), (0.0390625, -20), (0.3, 100)])
 def test_feature_thresholds_reproduce_float_quantization(scale: float, zero_point: int) -> None:
     """The firmware's integer feature quantization equals the float reference for every uint16."""
-    q0, thresholds = c_codegen.feature_thresholds(scale, zero_point)
+    q0, thresholds = codegen.feature_thresholds(scale, zero_point)
     u = np.arange(65536, dtype=np.uint16)
     integer = q0 + np.searchsorted(np.array(thresholds, dtype=np.int64), u.astype(np.int64), side="right")
-    reference = c_codegen.quantize_features_reference(u, scale, zero_point)
+    reference = codegen.quantize_features_reference(u, scale, zero_point)
     assert np.array_equal(integer, reference.astype(np.int64))
 
 
 def test_frontend_header_carries_config_values() -> None:
     config = FrontendConfig()
-    text = c_codegen.frontend_header(config)
+    text = codegen.frontend_header(config)
     macros = dict(line.split()[1:3] for line in text.splitlines() if line.startswith("#define KWS_FE_"))
     assert macros["KWS_FE_SAMPLE_RATE"] == "16000"
     assert macros["KWS_FE_NUM_CHANNELS"] == "40"
@@ -44,10 +44,10 @@ def test_frontend_header_carries_config_values() -> None:
 
 def test_frontend_header_accepts_plain_dict_and_rejects_missing_fields() -> None:
     values = FrontendConfig().to_dict()
-    assert c_codegen.frontend_header(values) == c_codegen.frontend_header(FrontendConfig())
+    assert codegen.frontend_header(values) == codegen.frontend_header(FrontendConfig())
     del values["pcan_offset"]
-    with pytest.raises(c_codegen.CodegenError, match="pcan_offset"):
-        c_codegen.frontend_header(values)
+    with pytest.raises(codegen.CodegenError, match="pcan_offset"):
+        codegen.frontend_header(values)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +59,9 @@ def gru_tflite() -> bytes:
 
 
 def test_arena_plan_never_overlaps_live_tensors(gru_tflite: bytes) -> None:
-    graph = c_codegen.load_graph(gru_tflite)
-    plan = c_codegen.plan_arena(graph)
-    spans = c_codegen._lifetimes(graph)
+    graph = codegen.load_graph(gru_tflite)
+    plan = codegen.plan_arena(graph)
+    spans = codegen.lifetimes(graph)
     tensors = sorted(plan.offsets)
     for i, a in enumerate(tensors):
         for b in tensors[i + 1:]:
@@ -74,18 +74,18 @@ def test_arena_plan_never_overlaps_live_tensors(gru_tflite: bytes) -> None:
 
 
 def test_state_pairs_must_exist_and_match(gru_tflite: bytes, tmp_path: Path) -> None:
-    with pytest.raises(c_codegen.CodegenError, match="not a model input"):
-        c_codegen.generate(gru_tflite, tmp_path, state_pairs=[("nope", "state_h0_out")])
-    with pytest.raises(c_codegen.CodegenError, match="same size, scale and zero point"):
-        c_codegen.generate(gru_tflite, tmp_path, state_pairs=[("features", "state_h0_out")])
-    info = c_codegen.generate(gru_tflite, tmp_path, state_pairs=GRU_STATE_PAIRS)
+    with pytest.raises(codegen.CodegenError, match="not a model input"):
+        codegen.generate(gru_tflite, tmp_path, state_pairs=[("nope", "state_h0_out")])
+    with pytest.raises(codegen.CodegenError, match="same size, scale and zero point"):
+        codegen.generate(gru_tflite, tmp_path, state_pairs=[("features", "state_h0_out")])
+    info = codegen.generate(gru_tflite, tmp_path, state_pairs=GRU_STATE_PAIRS)
     assert info.state_bytes == 16
     header = (tmp_path / "model_data.h").read_text()
     assert "#define KWS_MODEL_NUM_CLASSES 4" in header and "kws_model_step" in header
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "export.c_codegen", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "export.codegen", *args], cwd=REPO, capture_output=True, text=True)
 
 
 def test_cli_user_errors_are_one_line(tmp_path: Path) -> None:

@@ -25,23 +25,23 @@ from firmware_support import REPO, make_firmware, read_wav_int16, require_tool, 
 
 from edge.frontend import FrontendConfig
 from edge.postprocess import Detector, PostprocessConfig
-from export import c_codegen
+from export import codegen
 
 LABELS = ("_silence_", "_unknown_", "yes", "no", "up", "down")
-POSTERIOR = c_codegen.QuantParams(1.0 / 256, -128)  # the int8 softmax output of every exported model
+POSTERIOR = codegen.QuantParams(1.0 / 256, -128)  # the int8 softmax output of every exported model
 
 
-def _settings(post: PostprocessConfig, labels: tuple[str, ...] = LABELS) -> c_codegen.FirmwareSettings:
-    return c_codegen.FirmwareSettings(
-        labels=labels, postprocess=post, frontend=FrontendConfig(), features=c_codegen.QuantParams(0.1, -128),
+def _settings(post: PostprocessConfig, labels: tuple[str, ...] = LABELS) -> codegen.FirmwareSettings:
+    return codegen.FirmwareSettings(
+        labels=labels, postprocess=post, frontend=FrontendConfig(), features=codegen.QuantParams(0.1, -128),
         posteriors=POSTERIOR, states=(),
     )
 
 
-def _build_detect_runner(settings: c_codegen.FirmwareSettings, work: Path) -> Path:
+def _build_detect_runner(settings: codegen.FirmwareSettings, work: Path) -> Path:
     gen = work / "gen"
     gen.mkdir(parents=True)
-    (gen / "kws_settings.h").write_text(c_codegen.settings_header(settings))
+    (gen / "kws_settings.h").write_text(codegen.settings_header(settings))
     make_firmware(["firmware-detect-runner"], gen, work / "build")
     return work / "build" / "host" / "kws_detect_runner"
 
@@ -144,7 +144,7 @@ def test_settings_header_limits_come_from_integer_threshold() -> None:
     from edge.postprocess import integer_threshold
 
     post = PostprocessConfig(window=10, threshold=0.6, thresholds={"no": 0.85}, refractory=50)
-    text = c_codegen.settings_header(_settings(post, ("_silence_", "_unknown_", "yes", "no", 'say "hi"?')))
+    text = codegen.settings_header(_settings(post, ("_silence_", "_unknown_", "yes", "no", 'say "hi"?')))
     defines = [line.split(None, 2) for line in text.splitlines() if line.startswith("#define ")]
     macros = {d[1]: d[2] for d in defines if len(d) == 3}
     limits = [integer_threshold(t, 10, 1 / 256) for t in (0.6, 0.6, 0.6, 0.85, 0.6)]
@@ -263,7 +263,7 @@ def _edge_run(artifacts: Path, wav: Path, probs: Path, override: list[str]) -> d
 
 
 def _check_against_reference(output: str, fw: dict) -> dict:
-    parsed = c_codegen.parse_app_output(output)
+    parsed = codegen.parse_app_output(output)
     assert parsed["finished"], output[-500:]
     ref = fw["reference"]
     c_posteriors = np.array(parsed["posteriors"], dtype=np.int8)
@@ -290,7 +290,7 @@ def test_codegen_from_artifacts_writes_the_manifest_settings(real_firmware: dict
 
     manifest = load_manifest(real_firmware["artifacts"])
     post = manifest.postprocess
-    info = c_codegen.generate_from_artifacts(real_firmware["artifacts"], tmp_path)
+    info = codegen.generate_from_artifacts(real_firmware["artifacts"], tmp_path)
     text = (tmp_path / "kws_settings.h").read_text()
     limits = [integer_threshold(post.threshold_of(label), post.window, 1 / 256) for label in manifest.labels]
     assert list(info.settings.limits) == limits
@@ -334,6 +334,26 @@ def test_host_firmware_runs_a_jordan_network_like_edge_runtime(jordan_firmware: 
     assert len(parsed["events"]) >= MIN_EVENTS, parsed["events"]
 
 
+@pytest.fixture(scope="module", params=["lstm", "rnn"])
+def cell_firmware(request: pytest.FixtureRequest, sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Firmware generated from a trained LSTM's and a trained Elman RNN's artifacts."""
+    artifacts = request.getfixturevalue(f"{request.param}_artifacts")
+    return _firmware_from_artifacts(artifacts, sc_dir, tmp_path_factory.mktemp(f"fw_{request.param}"))
+
+
+def test_host_firmware_runs_lstm_and_elman_rnn_like_edge_runtime(cell_firmware: dict) -> None:
+    """The LSTM (two states, h and c) and the Elman RNN through codegen and the host firmware: every posterior
+    equals `edge run --runtime tflm`'s and the events are the same."""
+    manifest = json.loads((cell_firmware["artifacts"] / "manifest.json").read_text())
+    kinds = {"lstm": 2, "rnn": 1}[manifest["model"]["config"]["cell"]]
+    assert len(manifest["state"]["tensors"]) == kinds
+    exe = cell_firmware["build"] / "host" / "kws_host"
+    result = subprocess.run([str(exe), "--stats", str(cell_firmware["wav"])], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    parsed = _check_against_reference(result.stdout, cell_firmware)
+    assert len(parsed["events"]) >= MIN_EVENTS, parsed["events"]
+
+
 def test_host_reset_policy_matches_edge_runtime(real_firmware: dict, tmp_path: Path) -> None:
     """`kws_host --reset-every 250` (hops) == `edge run --reset-every 2.5` (s): front end, state and
     detector all restart at the same samples, so events (frames counted from each reset) agree."""
@@ -341,7 +361,7 @@ def test_host_reset_policy_matches_edge_runtime(real_firmware: dict, tmp_path: P
     result = subprocess.run([str(exe), "--reset-every", "250", str(real_firmware["wav"])], capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
-    parsed = c_codegen.parse_app_output(result.stdout)
+    parsed = codegen.parse_app_output(result.stdout)
     override = ["--threshold", real_firmware["threshold"]] if real_firmware["threshold"] else []
     ref = _edge_run(real_firmware["artifacts"], real_firmware["wav"], tmp_path / "probs.npy",
                     [*override, "--reset-every", "2.5"])
@@ -360,7 +380,7 @@ def _m4_run(fw: dict) -> tuple[str, dict]:
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
     make_firmware(["firmware-m4"], fw["gen"], fw["build"])
-    output = c_codegen.run_m4(fw["build"] / "m4" / "kws_m4.elf", fw["wav"], ["--stats"])
+    output = codegen.run_m4(fw["build"] / "m4" / "kws_m4.elf", fw["wav"], ["--stats"])
     parsed = _check_against_reference(output, fw)
     assert len(parsed["events"]) >= MIN_EVENTS
     return output, parsed
@@ -372,7 +392,7 @@ def test_m4_firmware_runs_a_jordan_network_like_edge_runtime(jordan_firmware: di
 
 def test_m4_firmware_matches_edge_runtime_on_real_speech(real_firmware: dict) -> None:
     output, parsed = _m4_run(real_firmware)
-    costs = {**c_codegen.firmware_costs(real_firmware["build"]), **c_codegen.measured_costs(output)}
+    costs = {**codegen.firmware_costs(real_firmware["build"]), **codegen.measured_costs(output)}
     print("M4 costs:", json.dumps(costs))
     assert costs["frames"] == len(parsed["posteriors"]) and costs["events"] == len(parsed["events"])
     assert 0 < costs["model_flash_bytes"] < costs["flash_bytes"]

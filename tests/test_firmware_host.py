@@ -40,11 +40,11 @@ SPEECH_SECONDS = 12  # >= 10 s of real speech, streamed through one model instan
 
 @pytest.fixture(scope="module")
 def host_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from export import c_codegen
+    from export import codegen
 
     work = tmp_path_factory.mktemp("fw_host")
     tflite = gru_streaming_model()
-    c_codegen.generate(tflite, work / "gen", state_pairs=GRU_STATE_PAIRS, source_name="test GRU")
+    codegen.generate(tflite, work / "gen", state_pairs=GRU_STATE_PAIRS, source_name="test GRU")
     make_firmware(["firmware-host"], work / "gen", work / "build")
     return {"tflite": tflite, "exe": work / "build" / "host" / "kws_host", "work": work}
 
@@ -125,13 +125,13 @@ def test_streaming_model_matches_tflm_on_real_speech(host_build: dict) -> None:
 @pytest.fixture(scope="module")
 def jordan_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from edge.frontend import compute_features
-    from export import c_codegen
+    from export import codegen
 
     work = tmp_path_factory.mktemp("fw_jordan")
     wav = work / "speech.wav"
     frames = compute_features(concatenated_speech(wav, SPEECH_SECONDS))
     tflite = jordan_streaming_model(frames)
-    info = c_codegen.generate(tflite, work / "gen", state_pairs=JORDAN_STATE_PAIRS, source_name="test Jordan network")
+    info = codegen.generate(tflite, work / "gen", state_pairs=JORDAN_STATE_PAIRS, source_name="test Jordan network")
     make_firmware(["firmware-host"], work / "gen", work / "build")
     return {"tflite": tflite, "info": info, "frames": frames, "wav": wav, "exe": work / "build" / "host" / "kws_host"}
 

@@ -42,11 +42,11 @@ QEMU_TIMEOUT_S = 300
 def m4_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
-    from export import c_codegen
+    from export import codegen
 
     work = tmp_path_factory.mktemp("fw_m4")
     tflite = gru_streaming_model()
-    c_codegen.generate(tflite, work / "gen", state_pairs=GRU_STATE_PAIRS, source_name="test GRU")
+    codegen.generate(tflite, work / "gen", state_pairs=GRU_STATE_PAIRS, source_name="test GRU")
     make_firmware(["firmware-m4"], work / "gen", work / "build")
     return {"tflite": tflite, "elf": work / "build" / "m4" / "kws_m4.elf", "work": work}
 
@@ -78,7 +78,7 @@ def test_m4_streaming_matches_reference(m4_build: dict) -> None:
 
 
 def test_m4_resources_and_instruction_counts(m4_build: dict) -> None:
-    from export.c_codegen import firmware_costs, measured_costs
+    from export.codegen import firmware_costs, measured_costs
 
     wav = m4_build["work"] / "speech_short.wav"
     concatenated_speech(wav, 3)

@@ -4,6 +4,7 @@ the two builds of it (our library, the pymicro-features wheel) equal bit for bit
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from edge.frontend import (
     FrontendConfigError,
     StreamingFrontend,
     compute_features,
+    config_field_types,
     features_to_float,
     load_library,
     parse_frontend_backend,
@@ -100,6 +102,39 @@ def test_library_struct_mirrors_the_config(frontend_lib: Path) -> None:
 
     assert [name for name, _ in _Params._fields_] == [f.name for f in dataclasses.fields(FrontendConfig)]
     load_library(frontend_lib)  # raises if the C struct's size or the ABI version differ
+
+
+FIRMWARE_SRC = Path(__file__).resolve().parents[1] / "firmware" / "src"
+
+
+def _c_function_body(source: str, name: str) -> str:
+    """The body of `static void name(...) { ... }` (a function whose closing brace starts a line)."""
+    match = re.search(rf"static void {name}\([^)]*\) \{{\n(.*?)\n\}}", source, re.S)
+    assert match, f"no function {name}"
+    return match.group(1)
+
+
+def test_c_copies_of_the_config_follow_the_dataclass() -> None:
+    """The C sources spell the configuration out by hand: the library's `struct kws_fe_params` (fields, order and
+    C types of `edge.frontend.config_field_types`, which ctypes mirrors) and the two `fill_config` functions, the
+    library's from that struct and the firmware's from the generated KWS_FE_* macros (`export.codegen`), must set
+    the same TFLM members from the same fields, every field but the sample rate, which goes to
+    FrontendPopulateState."""
+    from export.codegen.settings import frontend_fields
+
+    lib = (FIRMWARE_SRC / "kws_frontend_lib.c").read_text()
+    firmware = (FIRMWARE_SRC / "kws_frontend.c").read_text()
+    struct = re.search(r"struct kws_fe_params \{(.*?)\};", lib, re.S)
+    assert struct
+    c_fields = re.findall(r"^\s*(\w+) (\w+);", struct.group(1), re.M)
+    assert c_fields == [("float" if kind is float else "int32_t", name) for name, kind in config_field_types().items()]
+    from_struct = re.findall(r"cfg->([\w.]+) = (?:\(\w+\))?p->(\w+);", _c_function_body(lib, "fill_config"))
+    from_macros = re.findall(r"cfg->([\w.]+) = (\w+);", _c_function_body(firmware, "fill_config"))
+    macro = {name: c_macro for name, c_macro, _ in frontend_fields()}
+    assert sorted(name for _, name in from_struct) == sorted(set(config_field_types()) - {"sample_rate"})
+    assert from_macros == [(member, macro[name]) for member, name in from_struct]
+    assert "FrontendPopulateState(&cfg, &fe->state, p->sample_rate)" in lib
+    assert f"FrontendPopulateState(&cfg, &g_state, {macro['sample_rate']})" in firmware
 
 
 def test_library_honours_its_configuration(real_clip: np.ndarray, frontend_lib: Path) -> None:

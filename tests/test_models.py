@@ -78,6 +78,16 @@ def test_jordan_state_is_the_previous_posterior(layers: int) -> None:
     assert (a - b).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("cell", [Cell.GRU, Cell.LSTM, Cell.RNN])
+def test_gate_names_split_pytorchs_fused_weights(cell: Cell) -> None:
+    """One gate letter per block of PyTorch's fused matrices, in its order; `layer_weights` names the blocks by them."""
+    model = build_model(ModelConfig(cell=cell, hidden=8))
+    assert model.rnn.weight_ih_l0.shape[0] == len(cell.gate_names) * 8 == cell.gates * 8
+    w = model.layer_weights(0)
+    assert set(w) == {f"{kind}_{g}" for kind in ("wx", "wh", "bx", "bh") for g in cell.gate_names}
+    assert torch.equal(w[f"wx_{cell.gate_names[-1]}"], model.rnn.weight_ih_l0[-8:])
+
+
 def test_jordan_cannot_be_bidirectional() -> None:
     with pytest.raises(ValueError, match="Jordan network feeds back its own previous output"):
         ModelConfig(cell=Cell.JORDAN, bidirectional=True)

@@ -86,7 +86,7 @@ def test_bounded_states_hold_their_bounds(cell: str) -> None:
     (large inputs and weights), and every cell has such a state: h in [-1, 1], a Jordan posterior in [0, 1]."""
     import torch
 
-    from export.tf_graph import state_name
+    from train.models import state_name
     from train.models import Cell, ModelConfig, build_model
 
     torch.manual_seed(0)

@@ -33,11 +33,19 @@ class Cell(str, enum.Enum):
     JORDAN = "jordan"
 
     @property
+    def gate_names(self) -> str:
+        """One letter per gate (per pre-activation), in PyTorch's weight order: GRU r, z, n; LSTM i, f, g, o; the
+        Elman RNN and the Jordan network one pre-activation `a`. The weights of gate g are `wx_g`, `bx_g`, ...
+        (`RecurrentKWS.layer_weights`), here and in the export."""
+        return {Cell.GRU: "rzn", Cell.LSTM: "ifgo"}.get(self, "a")
+
+    @property
     def gates(self) -> int:
-        return {Cell.GRU: 3, Cell.LSTM: 4, Cell.RNN: 1, Cell.JORDAN: 1}[self]
+        return len(self.gate_names)
 
     @property
     def state_names(self) -> tuple[str, ...]:
+        """The kinds of state the cell carries (h, and c for an LSTM; y for a Jordan network): see `state_name`."""
         return {Cell.LSTM: ("h", "c"), Cell.JORDAN: ("y",)}.get(self, ("h",))
 
     @property
@@ -51,6 +59,12 @@ class Cell(str, enum.Enum):
         diverges at 3e-3 and learns at 1e-3; GRU and LSTM are best at 3e-3; a Jordan network trains at 3e-3,
         its gradient norms below 1 in short runs: its recurrence passes through a softmax)."""
         return 1e-3 if self is Cell.RNN else 3e-3
+
+
+def state_name(kind: str, layer: int) -> str:
+    """The name of state `kind` (one of `Cell.state_names`) of `layer` wherever the state is a named tensor (TFLite
+    and ONNX inputs, the manifest, the firmware): `state_<kind><layer>`, e.g. `state_h0`."""
+    return f"state_{kind}{layer}"
 
 
 class ModelSize(str, enum.Enum):
@@ -239,8 +253,7 @@ class RecurrentKWS(nn.Module):
         b_ih = getattr(self.rnn, f"bias_ih_l{layer}")
         b_hh = getattr(self.rnn, f"bias_hh_l{layer}")
         out = {}
-        names = {Cell.GRU: "rzn", Cell.LSTM: "ifgo", Cell.RNN: "a"}[self.config.cell]
-        for k, g in enumerate(names):
+        for k, g in enumerate(self.config.cell.gate_names):
             sl = slice(k * H, (k + 1) * H)
             out[f"wx_{g}"], out[f"wh_{g}"] = w_ih[sl], w_hh[sl]
             out[f"bx_{g}"], out[f"bh_{g}"] = b_ih[sl], b_hh[sl]
@@ -292,7 +305,7 @@ def lstm_cell(
     x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: Mapping[str, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """PyTorch LSTM: c' = f*c + i*g; h' = o*tanh(c')."""
-    pre = {g: _fc(x, w[f"wx_{g}"], w[f"bx_{g}"] + w[f"bh_{g}"]) + _fc(h, w[f"wh_{g}"]) for g in "ifgo"}
+    pre = {g: _fc(x, w[f"wx_{g}"], w[f"bx_{g}"] + w[f"bh_{g}"]) + _fc(h, w[f"wh_{g}"]) for g in Cell.LSTM.gate_names}
     i, f, o = torch.sigmoid(pre["i"]), torch.sigmoid(pre["f"]), torch.sigmoid(pre["o"])
     g = torch.tanh(pre["g"])
     c_new = f * c + i * g

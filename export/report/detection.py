@@ -62,12 +62,6 @@ def build_stream(dataset: Dataset, minutes: float, seed: int, fe: FrontendConfig
     return Stream(stream_features(long.pcm, fe, progress), long.events, long.seconds, seed)
 
 
-def frames_for_seconds(seconds: float, fe: FrontendConfig) -> int:
-    """Frames the front end emits for `seconds` of audio."""
-    samples = int(round(seconds * fe.sample_rate))
-    return max(0, (samples - fe.window_samples) // fe.hop_samples + 1)
-
-
 def posteriors_tflite(manifest: Manifest, vdef: VariantDef, feats: np.ndarray, progress: bool) -> StreamPosteriors:
     """One interpreter invoke per frame with the state carried, exactly as `StreamingDetector` does."""
     det = StreamingDetector(manifest, vdef.tflite or "", vdef.runtime or Runtime.AUTO)

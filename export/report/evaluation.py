@@ -22,7 +22,7 @@ from edge.evaluation import ClipSet, evaluate_standard, load_eval_clips, load_ev
 from edge.interpreters import Runtime
 from edge.manifest import Manifest, load_manifest
 from edge.postprocess import clip_decision, standard_summary, summarize
-from export.report.detection import (Stream, StreamPosteriors, build_stream, frames_for_seconds, frr_at_fa,
+from export.report.detection import (Stream, StreamPosteriors, build_stream, frr_at_fa,
                                      operating_point, posteriors_pytorch, posteriors_tflite, sweep)
 from export.report.settings import (FA_TARGETS, FRR_AT_FA_METHOD, REFERENCE_ORDER, SCHEMA_VERSION, SPLIT, VARIANTS,
                                     ReportOptions, VariantDef)
@@ -194,7 +194,7 @@ def evaluate_model(ctx: ModelContext, opts: ReportOptions) -> dict[str, Any]:
             clip_res[vdef.key] = clips_tflite(m, vdef, ctx.data, opts.progress)
         frames = full_frames
         if vdef.runtime is Runtime.TFLM and opts.tflm_minutes is not None:
-            frames = min(full_frames, frames_for_seconds(opts.tflm_minutes * 60.0, fe))
+            frames = min(full_frames, fe.frames_in(opts.tflm_minutes * 60.0))
         if vdef.tflite is None:
             post = posteriors_pytorch(ctx.run, stream.feats)
         else:

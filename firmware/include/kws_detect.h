@@ -11,7 +11,7 @@
  *   refractory    after an event at frame f nothing fires before frame f + 1 + R
  *
  * W, R, the limits, the labels and which labels may fire come from the generated kws_settings.h
- * (export/c_codegen.py, from the artifacts' manifest). Frames are counted from 0 after a reset; an
+ * (export/codegen, from the artifacts' manifest). Frames are counted from 0 after a reset; an
  * event's time is frame * hop + window (the end of that frame's analysis window).
  */
 #ifndef KWS_DETECT_H

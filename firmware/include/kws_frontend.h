@@ -1,6 +1,6 @@
 /*
  * The TFLM audio front end (window, FFT, filterbank, noise reduction, PCAN, log), configured from the
- * generated kws_frontend_config.h (written by export/c_codegen.py from edge.frontend.FrontendConfig).
+ * generated kws_frontend_config.h (written by export/codegen from edge.frontend.FrontendConfig).
  *
  * kws_frontend_init() builds the tables once at start-up (TFLM's FrontendPopulateState: this is the
  * only place that uses floating point, and its memory comes from a fixed static arena). The per-hop

@@ -3,7 +3,7 @@
  *
  * Every kernel here reproduces TFLM bit for bit (same rounding, saturation and fixed-point
  * approximations). All parameters that TFLM computes in its Prepare step (multipliers, shifts,
- * input radii, activation ranges) are computed ahead of time by export/c_codegen.py and stored in the
+ * input radii, activation ranges) are computed ahead of time by export/codegen and stored in the
  * constant parameter structs below, so nothing on the device uses floating point or allocates memory.
  *
  * Conventions follow TFLM: `shift` > 0 is a left shift, < 0 a right shift, multipliers are Q31.
