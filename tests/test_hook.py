@@ -60,7 +60,11 @@ def baseline(artifacts: Path, stream_wav: Path) -> list[dict]:
 def test_hook_gets_each_event_as_arguments_and_environment(artifacts: Path, stream_wav: Path, tmp_path: Path,
                                                            baseline: list[dict]) -> None:
     cmd, log = _hook(tmp_path)
-    r = _run(artifacts, [stream_wav, stream_wav], "--on-detect", cmd)
+    # This test checks the values each call gets, not the queue policy (tested below): a queue longer than the
+    # event list and a generous timeout, so that a loaded machine, where each hook's Python start-up takes a
+    # second or more, neither drops nor kills a call (a call went missing on a fully loaded 2-core machine).
+    r = _run(artifacts, [stream_wav, stream_wav], "--on-detect", cmd, "--hook-queue", str(len(baseline) + 1),
+             "--hook-timeout", "120")
     assert r.returncode == 0, r.stderr
     assert [json.loads(l) for l in r.stdout.splitlines()] == baseline
     calls = _calls(log)
