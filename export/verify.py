@@ -64,6 +64,7 @@ def verify_artifacts(artifacts: Path, run: Run, dataset: Dataset, seconds: float
     out: dict[str, Any] = {"audio_seconds": round(stream.seconds, 1), "frames": int(len(feats)),
                            "source": "test split clips over test-split background noise"}
     results = {}
+    ref_ordered: np.ndarray | None = None
     for variant in manifest.variants:
         res = run_variant(artifacts, variant, feats, progress=progress)
         results[variant] = res
@@ -74,9 +75,10 @@ def verify_artifacts(artifacts: Path, run: Run, dataset: Dataset, seconds: float
             "max_abs_prob_diff": float(dp.max()),
             "mean_abs_prob_diff": float(dp.mean()),
         }
-        # the torch state is flattened kind-major (h0 h1 c0 c1), the model's in manifest order (h0 c0 h1 c1)
-        ref_ordered = np.asarray([np.concatenate([named[n].reshape(-1) for n in res["state_names"]])
-                                  for named in (split_state(s, run.model.config) for s in ref_after)])
+        if ref_ordered is None:  # once: the torch state is flattened kind-major (h0 h1 c0 c1), the model's in
+            # manifest order (h0 c0 h1 c1), the same for every variant
+            ref_ordered = np.asarray([np.concatenate([named[n].reshape(-1) for n in res["state_names"]])
+                                      for named in (split_state(s, run.model.config) for s in ref_after)])
         err = np.abs(res["state"][:-1] - ref_ordered).mean(axis=1)
         entry["state_error"] = _drift(err)
         if variant == "float32":

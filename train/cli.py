@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from edge.errors import EXIT_USER_ERROR, UserError
 
@@ -182,14 +182,21 @@ def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int, engines
     config = synth.SynthConfig(engines=engines, engine_weights=weights,
                                carrier_share=CARRIER_SHARE if all(" " not in w for w in words) else 0.0)
     key = f"{'-'.join(words)}_{per_word}_{seed}_{'-'.join(engines)}_s{SENTENCES}_v{SYNTH_RECIPE_VERSION}"
+    return _cached_dataset(key, lambda out: synth.generate_dataset(
+        out, keywords=list(words), negatives=negatives, n_per_word=per_word, seed=seed, n_per_negative=PER_NEGATIVE,
+        n_sentences=SENTENCES, config=config, workers=2))
+
+
+def _cached_dataset(key: str, generate: Callable[[Path], object]) -> Path:
+    """`.cache/synth/<key>`, made by `generate(folder)` once; a folder without its split lists is an interrupted
+    generation of our own cache and is made again."""
     out = Path(".cache") / "synth" / key
     if (out / "testing_list.txt").exists():
         return out
     if out.exists():
-        shutil.rmtree(out)  # an interrupted generation of our own cache folder
+        shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    synth.generate_dataset(out, keywords=list(words), negatives=negatives, n_per_word=per_word, seed=seed,
-                           n_per_negative=PER_NEGATIVE, n_sentences=SENTENCES, config=config, workers=2)
+    generate(out)
     return out
 
 
@@ -204,21 +211,21 @@ def synthetic_unknowns_dir(keywords: tuple[str, ...], per_word: int, engines: tu
     words = others + common[:: max(1, len(common) // SC_SYNTH_COMMON_WORDS)][:SC_SYNTH_COMMON_WORDS]
     digest = hashlib.sha256(",".join(words).encode()).hexdigest()[:10]
     key = f"unknowns_{per_word}_{len(words)}_{digest}_{'-'.join(engines)}_v{SYNTH_RECIPE_VERSION}"
-    out = Path(".cache") / "synth" / key
-    if (out / "testing_list.txt").exists():
-        return out
-    if out.exists():
-        shutil.rmtree(out)  # an interrupted generation of our own cache folder
-    out.parent.mkdir(parents=True, exist_ok=True)
     config = synth.SynthConfig(engines=engines, engine_weights=tuple(ENGINE_WEIGHTS[e] for e in engines),
                                validation_fraction=0.0, testing_fraction=0.0)
-    # Every word is `_unknown_` to the Speech Commands recipe; the generator calls them keywords only to give
-    # each the same number of clips. Its background noise is left out: the real recordings' noise is used.
-    synth.generate_dataset(out.with_name(key + ".partial"), keywords=words, negatives=[], n_per_word=per_word, seed=0,
-                           config=config, workers=2)
-    shutil.rmtree(out.with_name(key + ".partial") / "_background_noise_")
-    out.with_name(key + ".partial").rename(out)
-    return out
+
+    def generate(out: Path) -> None:
+        # Every word is `_unknown_` to the Speech Commands recipe; the generator calls them keywords only to give
+        # each the same number of clips. Its background noise is left out: the real recordings' noise is used.
+        partial = out.with_name(out.name + ".partial")
+        if partial.exists():
+            shutil.rmtree(partial)  # an interrupted generation of our own cache folder
+        synth.generate_dataset(partial, keywords=words, negatives=[], n_per_word=per_word, seed=0, config=config,
+                               workers=2)
+        shutil.rmtree(partial / "_background_noise_")
+        partial.rename(out)
+
+    return _cached_dataset(key, generate)
 
 
 def real_negative_dirs(values: list[str], keywords: tuple[str, ...]) -> list[Path]:
