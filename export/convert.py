@@ -145,3 +145,27 @@ def _rescale_bias(model, sg, bias_index: int, ratio: float) -> None:
     scaled = np.clip(np.rint(raw.astype(np.float64) * ratio), info.min, info.max).astype(dtype)
     model.buffers[tb.buffer].data = np.frombuffer(scaled.tobytes(), dtype=np.uint8).copy()
     tb.quantization.scale = (np.asarray(tb.quantization.scale, dtype=np.float64) / ratio).astype(np.float32)
+
+
+def set_input_quantization(model_bytes: bytes, name: str, scale: float, zero_point: int) -> bytes:
+    """Give input `name` a fixed scale and zero point (an integer input format decided outside the model, such as
+    ESPHome's feature quantization); the int32 biases of the FULLY_CONNECTED ops reading it are rescaled as in
+    `match_state_quantization`. Any other consumer is refused."""
+    io = describe_io(model_bytes)
+    index = next(d["tensor_index"] for d in io["inputs"] if d["name"] == name)
+    model = fbu.convert_bytearray_to_object(model_bytes)
+    sg = model.subgraphs[0]
+    t = sg.tensors[index]
+    old_scale = float(t.quantization.scale[0])
+    t.quantization.scale = np.array([scale], dtype=np.float32)
+    t.quantization.zeroPoint = np.array([zero_point], dtype=np.int64)
+    ratio = old_scale / float(np.float32(scale))
+    for op in sg.operators:
+        if index not in list(op.inputs):
+            continue
+        op_name = fbu.opcode_to_name(model, op.opcodeIndex)
+        if op_name != "FULLY_CONNECTED" or list(op.inputs).index(index) != 0:
+            raise ValueError(f"cannot fix the quantization of input {name}: it feeds {op_name}")
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            _rescale_bias(model, sg, int(op.inputs[2]), ratio)
+    return bytes(fbu.convert_object_to_bytearray(model))
