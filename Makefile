@@ -1,6 +1,7 @@
 # One entry point. `make export` and `make test` set everything up themselves on a fresh machine.
 #   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [KEYWORDS=word[,word]] [DATA="dir [dir ...]"] [MODEL=gru|lstm|rnn] [SIZE=mcu|pi] [OUT=artifacts/NAME]
 #   make test | report | bench | soak | frontend-lib | firmware-host | firmware-m4 | test-pi
+#   make esphome [KEYWORD=word] [OUT=artifacts/NAME]: the run as an ESPHome micro_wake_word model in $(OUT)/esphome
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -18,18 +19,22 @@ SIZE ?= mcu
 # optional overrides of the size's architecture
 HIDDEN ?=
 LAYERS ?=
-# the size's training default (80 mcu, 40 pi); the synthetic recipe needs fewer and keeps `make export` within 15 min
-EPOCHS ?= $(if $(filter synthetic,$(RECIPE)),30,)
+# empty: the recipe's training default (synthetic: 8; else the size's, 80 mcu, 40 pi)
+EPOCHS ?=
 OUT ?= artifacts/default
 NAME := $(notdir $(OUT))
 RUN ?= runs/$(NAME)
 REPORT ?= reports/$(NAME)
 DATA_DIR ?= ../shared/data
 SOAK_MINUTES ?= 60
+# the wake word of `make esphome` (default: the first of KEYWORDS) and its output folder
+comma := ,
+KEYWORD ?= $(firstword $(subst $(comma), ,$(KEYWORDS)))
+ESPHOME_OUT ?= $(OUT)/esphome
 
 export KWS_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: setup flite export train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
+.PHONY: setup flite export esphome train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -95,6 +100,11 @@ firmware-skip:
 
 export: train artifacts $(FIRMWARE_STEPS) report
 	@echo "device artifacts in $(OUT), firmware sources in firmware/generated, report in $(REPORT)/report.md"
+
+# ESPHome micro_wake_word: <word>.tflite + <word>.json (manifest v2) + <word>.export.json (measurements)
+esphome: setup
+	@test -f $(RUN)/model.safetensors || $(MAKE) --no-print-directory train
+	$(PY) -m export esphome $(RUN) --keyword "$(KEYWORD)" --out $(ESPHOME_OUT) --force $(if $(DATA),--data $(DATA),)
 
 bench: setup
 	$(PY) -m edge bench --model $(OUT)
