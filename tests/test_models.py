@@ -88,6 +88,35 @@ def test_gate_names_split_pytorchs_fused_weights(cell: Cell) -> None:
     assert torch.equal(w[f"wx_{cell.gate_names[-1]}"], model.rnn.weight_ih_l0[-8:])
 
 
+def test_jordan_trains_on_the_int8_feedback_grid() -> None:
+    """`feedback_levels=256`: in training the state fed back is the posterior on the int8 softmax grid
+    (k / 256, k <= 255) and the gradient passes straight through; in evaluation the exact posterior, as before."""
+    from train.models import on_grid
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(cell=Cell.JORDAN, hidden=16, num_classes=5, feedback_levels=256))
+    x = torch.rand(2, 8, 40) * 25
+    m.train()
+    logits, (y,) = m(x)
+    k = y * 256
+    assert torch.equal(k, torch.round(k)) and k.max() <= 255 and k.min() >= 0
+    assert (y[0] - torch.softmax(logits[:, -1], -1)).abs().max() <= 0.5 / 256 + 1e-6  # the nearest grid point
+    logits.sum().backward()
+    assert m.rnn.feedback.weight.grad.abs().sum() > 0  # straight through: the feedback still learns
+    m.eval()
+    with torch.no_grad():
+        _, (y_eval,) = m(x)
+    assert torch.allclose(y_eval[0], torch.softmax(m(x)[0][:, -1], -1))
+    assert not torch.equal(y_eval * 256, torch.round(y_eval * 256))
+    p = torch.tensor([0.0, 0.3, 0.999], requires_grad=True)
+    q = on_grid(p, 256)
+    assert q.tolist() == [0.0, 77 / 256, 255 / 256]
+    q.sum().backward()
+    assert p.grad.tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="Jordan network's option"):
+        ModelConfig(cell=Cell.GRU, feedback_levels=256)
+
+
 def test_jordan_cannot_be_bidirectional() -> None:
     with pytest.raises(ValueError, match="Jordan network feeds back its own previous output"):
         ModelConfig(cell=Cell.JORDAN, bidirectional=True)

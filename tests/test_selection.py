@@ -116,3 +116,25 @@ def test_training_averages_weights_and_picks_epochs_by_wake_recall(sc_dir: Path,
     trained = [last[str(i)] for i in range(len(saved))]
     assert any(not torch.equal(s.detach(), t) for s, t in zip(saved, trained))  # the average, not the raw weights
     assert 0.0 <= metrics["selection"]["score"] <= 1.0
+
+
+@pytest.mark.parametrize("keywords, expected", [
+    ("jarvis", (8, 0.998, Selection.WAKE_RECALL)),  # a wake word: the measured short, averaged schedule
+    ("yes,no", (30, 0.0, Selection.CLIP_ACCURACY)),  # several keywords: as before (8 epochs undertrain them)
+])
+def test_synthetic_defaults_depend_on_the_keyword_count(keywords: str, expected: tuple, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m train --recipe synthetic --keywords ...` without --epochs/--ema-decay/--select: the defaults the
+    README states; explicit flags win. The data and the training are replaced by stand-ins that record the config."""
+    import train.cli as cli
+    import train.trainer as trainer
+
+    seen = []
+    monkeypatch.setattr(cli, "resolve_data", lambda args: ("folder", [tmp_path], tuple(args.keywords.split(","))))
+    metrics = {"size": {"params": 0, "macs_per_frame": 0}, "train_seconds": 0}
+    monkeypatch.setattr(trainer, "train", lambda cfg, out, progress=True: seen.append(cfg) or metrics)
+    for extra in ([], ["--epochs", "3", "--ema-decay", "0", "--select", "clip-accuracy"]):
+        assert cli.main(["train", "--recipe", "synthetic", "--keywords", keywords, "--out", str(tmp_path / "run"),
+                         "--force", "--negative-data", "none", *extra]) == 0
+    assert (seen[0].epochs, seen[0].ema_decay, seen[0].selection) == expected
+    assert (seen[1].epochs, seen[1].ema_decay, seen[1].selection) == (3, 0.0, Selection.CLIP_ACCURACY)

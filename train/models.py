@@ -110,6 +110,11 @@ class ModelConfig:
     bidirectional: bool = False
     #: The named size this architecture was made for (`ModelSize`), recorded in run and manifest.
     size: ModelSize = ModelSize.MCU
+    #: Jordan network, training only: the fed-back posterior is rounded to k / feedback_levels (256: the int8
+    #: softmax's output grid) with the gradient passed straight through, so training sees the feedback the int8
+    #: model will carry; 0 = the exact posterior. Evaluation, `step` and the export feed back the exact posterior
+    #: (the int8 model rounds it itself).
+    feedback_levels: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cell", Cell(self.cell))
@@ -120,6 +125,8 @@ class ModelConfig:
             raise ValueError(f"invalid model dimensions: {self}")
         if self.cell is Cell.JORDAN and self.bidirectional:
             raise ValueError("a Jordan network feeds back its own previous output and cannot be bidirectional")
+        if self.feedback_levels < 0 or (self.feedback_levels and self.cell is not Cell.JORDAN):
+            raise ValueError("feedback_levels is a Jordan network's option, >= 0")
 
     @property
     def state_layers(self) -> int:
@@ -236,6 +243,8 @@ class RecurrentKWS(nn.Module):
                 h = torch.tanh(layer(h))
             logits = self.head(h)
             y = torch.softmax(logits, dim=-1)
+            if self.training and self.config.feedback_levels:
+                y = on_grid(y, self.config.feedback_levels)
             frames.append(logits)
         return torch.stack(frames, dim=1), (y[None],)
 
@@ -315,6 +324,13 @@ def lstm_cell(
 def rnn_cell(x: torch.Tensor, h: torch.Tensor, w: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Elman RNN: h' = tanh(Wx x + bx + Wh h + bh)."""
     return torch.tanh(_fc(x, w["wx_a"], w["bx_a"] + w["bh_a"]) + _fc(h, w["wh_a"]))
+
+
+def on_grid(p: torch.Tensor, levels: int) -> torch.Tensor:
+    """`p` rounded to the nearest k / levels, k in 0..levels-1 (the int8 softmax output: (q + 128) / 256), with
+    the identity's gradient (straight-through estimator)."""
+    q = torch.clamp(torch.round(p * levels), 0, levels - 1) / levels
+    return p + (q - p).detach()
 
 
 def jordan_layer(x: torch.Tensor, y: torch.Tensor | None, w: Mapping[str, torch.Tensor]) -> torch.Tensor:
