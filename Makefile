@@ -27,7 +27,7 @@ RUN ?= runs/$(NAME)
 REPORT ?= reports/$(NAME)
 DATA_DIR ?= ../shared/data
 SOAK_MINUTES ?= 60
-# the wake word of `make esphome` (default: the first of KEYWORDS) and its output folder
+# the wake word of `make esphome` (default: the first of KEYWORDS, else the run's only keyword) and its output folder
 comma := ,
 KEYWORD ?= $(firstword $(subst $(comma), ,$(KEYWORDS)))
 ESPHOME_OUT ?= $(OUT)/esphome

@@ -60,6 +60,10 @@ def check_exportable(run: Any, keyword: str) -> int:
     from train.models import Cell
 
     keywords = [l for l in run.labels if l not in BACKGROUND_LABELS]
+    if not keyword and len(keywords) != 1:
+        raise UserError(f"the run has {len(keywords)} keywords ({', '.join(keywords)}): name the wake word with --keyword")
+    if not keyword:
+        keyword = keywords[0]
     if keyword not in keywords:
         raise UserError(f"--keyword {keyword!r} is not one of the run's keywords: {', '.join(keywords)}")
     diffs = contract.frontend_differences(run.frontend)
@@ -294,6 +298,7 @@ def build_esphome(run_dir: Path, out_dir: Path, opts: EsphomeOptions, force: boo
     say = print if progress else (lambda *a, **k: None)
     run = load_run(run_dir)
     k = check_exportable(run, opts.keyword)
+    keyword = run.labels[k]
     dataset = run_dataset(run, data_override)
     fw = fold_weights(run.model)
     say(f"converting (state in resource variables, {opts.calibration_seconds:.0f} s of training-split frames "
@@ -306,13 +311,13 @@ def build_esphome(run_dir: Path, out_dir: Path, opts: EsphomeOptions, force: boo
     if arena is None:
         raise UserError("tflite-micro is not installed (pip install tflite-micro): the tensor arena cannot be measured")
     window = run.postprocess.window
-    c, operating = calibrate_cutoff(model, opts.keyword, window, dataset, run, opts, say)
+    c, operating = calibrate_cutoff(model, keyword, window, dataset, run, opts, say)
     explicit = convert_explicit(run, dataset, fw)
-    verify = measure(model, explicit, fw.state_pairs(), k, opts.keyword, c, window, dataset, run, opts, say)
-    name = opts.keyword
+    verify = measure(model, explicit, fw.state_pairs(), k, keyword, c, window, dataset, run, opts, say)
+    name = keyword
     manifest = manifest_v2(name, f"{name}.tflite", arena, probability_cutoff(c), window, run, opts)
     beta, fit_error = softplus_tail_fit()
-    report = {"run": str(run_dir), "keyword": opts.keyword, "labels": run.labels, "tflite_bytes": len(model),
+    report = {"run": str(run_dir), "keyword": keyword, "labels": run.labels, "tflite_bytes": len(model),
               "tensor_arena_size_measured": arena, "ops": sorted(set(contract.model_facts(model).ops)),
               "contract_violations": problems, "frontend": run.frontend.to_dict(),
               "feature_quantization": {"scale": contract.esphome_input_quantization()[0],
@@ -363,7 +368,8 @@ def summary_lines(report: dict[str, Any], out_dir: Path) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m export esphome", description="A wake-word model for ESPHome's micro_wake_word.")
     p.add_argument("run", type=Path, help="training run folder")
-    p.add_argument("--keyword", required=True, help="the wake word: one of the run's keyword labels")
+    p.add_argument("--keyword", default="", help="the wake word: one of the run's keyword labels (default: the "
+                                                    "run's only keyword)")
     p.add_argument("--out", type=Path, required=True, help="folder to create (<word>.tflite, <word>.json, ...)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
     p.add_argument("--data", nargs="+", default=None, metavar="DIR", help="dataset folder(s), if not the run's")

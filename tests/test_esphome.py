@@ -45,6 +45,13 @@ def test_export_refuses_a_different_front_end_and_a_missing_keyword() -> None:
     run = SimpleNamespace(labels=["_silence_", "_unknown_", "yes"], frontend=FrontendConfig(), model=None)
     with pytest.raises(UserError, match="not one of the run's keywords: yes"):
         check_exportable(run, "no")
+    from train.models import ModelConfig
+
+    gru = SimpleNamespace(labels=run.labels, frontend=FrontendConfig(), model=SimpleNamespace(config=ModelConfig(), proj=None))
+    assert check_exportable(gru, "") == 2  # no --keyword: the run's only keyword
+    two = SimpleNamespace(labels=["_silence_", "_unknown_", "yes", "no"], frontend=FrontendConfig(), model=None)
+    with pytest.raises(UserError, match="2 keywords \\(yes, no\\): name the wake word with --keyword"):
+        check_exportable(two, "")
     run.frontend = dataclasses.replace(FrontendConfig(), upper_band_limit_hz=4000.0)
     with pytest.raises(UserError, match="upper_band_limit_hz 4000.0 != ESPHome's 7500.0.*retrain"):
         check_exportable(run, "yes")
