@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from train.selection import (Selection, WakeSelection, event_count, lowest_threshold, running_speech, smoothed)
+from edge.postprocess import smooth
+from train.selection import Selection, WakeSelection, event_count, lowest_threshold, running_speech
 from train.streams import speech_bounds
 
 RATE = 16000
@@ -81,7 +82,7 @@ def test_the_score_rewards_recall_and_punishes_false_alarms() -> None:
     assert rule.score(positives, quiet[:-1] + [_posteriors(0.75)])["score"] == 1.0
     two = quiet[:-2] + [_posteriors(0.75), _posteriors(0.75)]
     assert rule.score(positives, two)["score"] == pytest.approx(0.5)  # 0.9 and 0.8 remain
-    assert smoothed(positives[0], 10)[:, 2].max() == pytest.approx(0.9)
+    assert smooth(positives[0], 10)[:, 2].max() == pytest.approx(0.9)
 
 
 def test_training_averages_weights_and_picks_epochs_by_wake_recall(sc_dir: Path, tmp_path: Path,

@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edge.postprocess import smooth
 from train.streams import speech_bounds
 
 class Selection(str, enum.Enum):
@@ -73,13 +74,6 @@ def running_speech(clips: Sequence[np.ndarray], seconds: float, rate: int, seed:
     return files
 
 
-def smoothed(posteriors: np.ndarray, window: int) -> np.ndarray:
-    """The detector's moving average over `window` frames ([T, C]; the first frames average over fewer)."""
-    c = np.cumsum(np.asarray(posteriors, np.float64), axis=0)
-    c[window:] = c[window:] - c[:-window]
-    return c / window
-
-
 def event_count(track: np.ndarray, threshold: float, refractory: int) -> int:
     """Events of one keyword's smoothed track at `threshold`: a frame at or above it fires unless within
     `refractory` frames after the previous event (the detector's rule with that keyword alone armed)."""
@@ -124,8 +118,8 @@ class WakeSelection:
         hours = self.negative_seconds / 3600.0
         truth = np.asarray(self.positive_truth)
         for k in self.keyword_ids:
-            track = np.concatenate([np.concatenate([smoothed(p[:, [k]], self.window), gap]) for p in negative_posteriors])[:, 0]
-            peaks = np.array([smoothed(p[:, [k]], self.window).max() if len(p) else 0.0
+            track = np.concatenate([np.concatenate([smooth(p[:, [k]], self.window), gap]) for p in negative_posteriors])[:, 0]
+            peaks = np.array([smooth(p[:, [k]], self.window).max() if len(p) else 0.0
                               for p, t in zip(positive_posteriors, truth) if t == k])
             for b in self.budgets:
                 t = lowest_threshold(track, int(np.floor(b * hours + 1e-9)), self.refractory)

@@ -180,6 +180,11 @@ class WakeMaterial:
     source: str  # what the running speech was built from
 
 
+def inside(path: Path, folders: list[Path]) -> bool:
+    """Whether `path` lies under one of the (resolved) `folders`."""
+    return any(f in path.resolve().parents for f in folders)
+
+
 def wake_material(cfg: TrainConfig, labels: list[str], pcm: list[np.ndarray], truth: list[int], names: list[str],
                   feats: list[np.ndarray], heldout: list[Path], progress: bool) -> WakeMaterial:
     """The running speech is built from the validation `_unknown_` clips of the held-out real speech when there
@@ -187,7 +192,7 @@ def wake_material(cfg: TrainConfig, labels: list[str], pcm: list[np.ndarray], tr
     keyword_ids = tuple(i for i, l in enumerate(labels) if l not in (SILENCE, UNKNOWN))
     unknown = labels.index(UNKNOWN) if UNKNOWN in labels else -1
     clips = [(p, n) for p, t, n in zip(pcm, truth, names) if t == unknown]
-    real = [p for p, n in clips if any(h in Path(n).resolve().parents for h in heldout)]
+    real = [p for p, n in clips if inside(Path(n), heldout)]
     source = "held-out real speech" if real else "validation _unknown_ clips"
     chosen = real or [p for p, _ in clips]
     if not chosen or not keyword_ids:
@@ -224,7 +229,7 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
         raise UserError("the label set needs a _silence_ class for streaming training")
     index = {l: i for i, l in enumerate(labels)}
     heldout = [Path(d).resolve() for d in cfg.heldout_data]
-    train_clips = [c for c in dataset.split("train") if not any(h in c.path.resolve().parents for h in heldout)]
+    train_clips = [c for c in dataset.split("train") if not inside(c.path, heldout)]
     if not train_clips:
         raise UserError("the dataset has no training clips")
     it = tqdm(train_clips, desc="loading audio", unit="clip", disable=not progress, leave=False)
