@@ -18,8 +18,9 @@ MIN_VERIFY_SECONDS = 60.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from export.calibrate import DEFAULT_MINUTES, DEFAULT_TARGET_FA_PER_HOUR
+    from export.options import ExportOptions
 
+    defaults = ExportOptions()  # every default below is the ExportOptions one (tests/test_cli_defaults.py)
     parser = Parser(prog="python -m export", description="Export, verify and report.")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="a training run -> verified artifacts folder (the default command)")
@@ -28,24 +29,27 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="replace an existing artifacts folder")
     b.add_argument("--data", nargs="+", default=None, metavar="DIR",
                    help="dataset folder(s), if not the ones the run was trained on")
-    b.add_argument("--min-agreement", type=finite_number(0, 1), default=0.98,
-                   help="fail if int8 vs float frame argmax agreement is below this (default 0.98)")
-    b.add_argument("--verify-seconds", type=finite_number(MIN_VERIFY_SECONDS), default=90.0,
+    b.add_argument("--min-agreement", type=finite_number(0, 1), default=defaults.min_agreement,
+                   help="fail if int8 vs float frame argmax agreement is below this (default "
+                        f"{defaults.min_agreement:g})")
+    b.add_argument("--verify-seconds", type=finite_number(MIN_VERIFY_SECONDS), default=defaults.verify_seconds,
                    help=f"held-out audio for the fidelity check (>= {MIN_VERIFY_SECONDS:g})")
     b.add_argument("--no-baseline", action="store_true", help="skip the non-streaming window model")
-    b.add_argument("--target-fa-per-hour", type=finite_number(0, above=True), default=DEFAULT_TARGET_FA_PER_HOUR,
+    b.add_argument("--target-fa-per-hour", type=finite_number(0, above=True), default=defaults.target_fa_per_hour,
                    metavar="X", help="set each keyword's threshold for at most X false alarms per hour in all "
-                   f"(X / keywords each) on a validation-split stream (default {DEFAULT_TARGET_FA_PER_HOUR:g})")
-    b.add_argument("--threshold-minutes", type=finite_number(0, above=True), default=DEFAULT_MINUTES, metavar="M",
-                   help=f"length of that validation stream in minutes (default {DEFAULT_MINUTES:g})")
+                   f"(X / keywords each) on a validation-split stream (default {defaults.target_fa_per_hour:g})")
+    b.add_argument("--threshold-minutes", type=finite_number(0, above=True), default=defaults.threshold_minutes,
+                   metavar="M",
+                   help=f"length of that validation stream in minutes (default {defaults.threshold_minutes:g})")
     b.add_argument("--quiet", action="store_true")
     v = sub.add_parser("verify", help="re-measure the fidelity of an artifacts folder")
     v.add_argument("artifacts", type=Path)
     v.add_argument("--run", type=Path, default=None, help="training run (default: the one in the manifest)")
     v.add_argument("--data", nargs="+", default=None, metavar="DIR")
-    v.add_argument("--seconds", type=finite_number(MIN_VERIFY_SECONDS), default=90.0,
-                   help=f"held-out audio for the fidelity check (>= {MIN_VERIFY_SECONDS:g}, default 90)")
-    v.add_argument("--min-agreement", type=finite_number(0, 1), default=0.98)
+    v.add_argument("--seconds", type=finite_number(MIN_VERIFY_SECONDS), default=defaults.verify_seconds,
+                   help=f"held-out audio for the fidelity check (>= {MIN_VERIFY_SECONDS:g}, default "
+                        f"{defaults.verify_seconds:g})")
+    v.add_argument("--min-agreement", type=finite_number(0, 1), default=defaults.min_agreement)
     v.add_argument("--json", action="store_true")
     sub.add_parser("report", help="accuracy-vs-quantization report", add_help=False)
     sub.add_parser("codegen", help="C sources for the firmware from an int8 model", add_help=False)
@@ -80,14 +84,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from edge.manifest import load_manifest
-    from export.pipeline import run_dataset
+    from export.pipeline import ExportOptions, run_dataset
     from export.verify import verify_artifacts
     from train.trainer import load_run
 
     manifest = load_manifest(args.artifacts)
     run_dir = args.run or Path(manifest.data.get("training", {}).get("run", ""))
     run = load_run(run_dir)
-    fidelity = verify_artifacts(args.artifacts, run, run_dataset(run, args.data), args.seconds, 1234, progress=not args.json)
+    fidelity = verify_artifacts(args.artifacts, run, run_dataset(run, args.data), args.seconds,
+                                 ExportOptions().seed, progress=not args.json)
     agreement = fidelity["int8"]["frame_argmax_agreement"]
     ok = agreement >= args.min_agreement and fidelity["float32"]["within_tolerance"]
     if args.json:

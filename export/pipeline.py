@@ -8,7 +8,6 @@ import json
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -20,9 +19,10 @@ from edge.errors import UserError
 from edge.frontend import FEATURE_SCALE, FrontendConfig, StreamingFrontend, features_to_float
 from edge.manifest import MANIFEST, SCHEMA_VERSION, load_manifest, sha256_file
 from edge.quant import FEATURE_QUANTIZATION_RULE
-from export.calibrate import DEFAULT_MINUTES, DEFAULT_TARGET_FA_PER_HOUR, CalibrationOptions, calibrate
+from export.calibrate import CalibrationOptions, calibrate
 from export.convert import Variant, convert, describe_io, match_state_quantization, operator_names
 from export.longstream import build_long_stream
+from export.options import ExportOptions
 from export.tflm_arena import tflm_arena_bytes
 from export.tf_graph import POSTERIOR_OUTPUT, FoldedWeights, fold_weights, step_function, window_function
 from export.trajectory import float_trajectory, split_state
@@ -35,21 +35,6 @@ from train.trainer import Run, load_run
 WINDOW_SECONDS = 1.0
 VARIANT_FILES = {Variant.FLOAT32: "model_float32.tflite", Variant.INT8: "model_int8.tflite", Variant.INT16X8: "model_int16x8.tflite"}
 BASELINE_FILES = {Variant.FLOAT32: "window_float32.tflite", Variant.INT8: "window_int8.tflite"}
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    calibration_seconds: float = 180.0
-    calibration_samples: int = 2000
-    verify_seconds: float = 90.0
-    min_agreement: float = 0.98
-    seed: int = 1234
-    baseline: bool = True
-    onnx: bool = True
-    #: the operating point (`export.calibrate`): per-keyword thresholds for this many false alarms per hour
-    target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR
-    #: ... set on this many minutes of validation-split stream
-    threshold_minutes: float = DEFAULT_MINUTES
 
 
 def run_dataset(run: Run, data_override: Sequence[str] | str | None = None) -> Dataset:

@@ -60,6 +60,7 @@ from edge.manifest import load_manifest
 from edge.quant import limits
 from export.longstream import Planted, build_long_stream
 from export.report import load_eval_dataset, resolve_data_dir
+from train.config import STATE_BOUNDS, state_prefix
 
 BLOCK_SECONDS = 600.0
 PIECE_SECONDS = 60.0
@@ -148,9 +149,9 @@ class BlockStats:
     rss: list[float] = field(default_factory=list)
 
 
-#: State tensors bounded by construction, by name prefix: (lowest, highest) real value. The hidden state h of the
-#: GRU, LSTM and Elman RNN is in [-1, 1], a Jordan network's fed-back posterior y in [0, 1] (the module docstring).
-BOUNDED_STATES: dict[str, tuple[float, float]] = {"state_h": (-1.0, 1.0), "state_y": (0.0, 1.0)}
+#: State tensors bounded by construction, by name prefix: (lowest, highest) real value (`train.config.STATE_BOUNDS`:
+#: the hidden state h of the GRU, LSTM and Elman RNN in [-1, 1], a Jordan network's posterior y in [0, 1]).
+BOUNDED_STATES: dict[str, tuple[float, float]] = {state_prefix(kind): bounds for kind, bounds in STATE_BOUNDS.items()}
 
 
 def covers_bounds(name: str, lo: int, hi: int, scale: float, zero_point: int) -> bool:

@@ -98,33 +98,45 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from train.config import Cell, ModelSize, TrainConfig
+    from train.streams import Objective
+
+    # Every default below is the dataclass default it stands for (tests/test_cli_defaults.py).
+    defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m train", description="Train recurrent keyword spotters.")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a model (the default command)")
     _data_args(t)
-    t.add_argument("--model", default="gru", help="gru | lstm | rnn | jordan")
-    t.add_argument("--size", default="mcu", help="mcu (fits the firmware budget) | pi (Raspberry Pi, ~150-250 k "
-                   "parameters): sets --hidden/--layers/--proj, which override it")
+    t.add_argument("--model", default=defaults.model.cell.value, help=" | ".join(c.value for c in Cell))
+    t.add_argument("--size", default=defaults.model.size.value,
+                   help="mcu (fits the firmware budget) | pi (Raspberry Pi, ~150-250 k parameters): sets "
+                        "--hidden/--layers/--proj, which override it")
     t.add_argument("--hidden", type=int, default=None, help="recurrent units per layer (default: from --size)")
     t.add_argument("--layers", type=int, default=None, help="recurrent layers, 1-3 (default: from --size)")
     t.add_argument("--proj", type=int, default=None, help="input projection width, 0 = none (default: from --size)")
-    t.add_argument("--feedback-levels", type=int, default=0, metavar="N",
+    t.add_argument("--feedback-levels", type=int, default=defaults.model.feedback_levels, metavar="N",
                    help="Jordan network: train on the fed-back posterior rounded to N levels (256 = the int8 grid; "
-                        "0 = exact, the default)")
+                        f"0 = exact; default {defaults.model.feedback_levels})")
     t.add_argument("--bidirectional", action="store_true", help="offline scoring only; cannot be exported")
-    t.add_argument("--objective", default="frame", choices=("frame", "clip"),
-                   help="frame: a target per frame of long streams (default); clip: one label per clip (many-to-one)")
+    t.add_argument("--objective", default=defaults.stream.objective.value, choices=tuple(o.value for o in Objective),
+                   help="frame: a target per frame of long streams; clip: one label per clip (many-to-one); default "
+                        f"{defaults.stream.objective.value}")
     t.add_argument("--epochs", type=int, default=None, help=f"default: {WAKE_EPOCHS} for a synthetic wake word (one keyword), {SYNTH_EPOCHS} for several synthetic "
-                        f"keywords, else 80 for --size mcu, 40 for pi")
-    t.add_argument("--patience", type=int, default=20, help="early stop after N epochs without validation gain")
-    t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 3e-3; 1e-3 for rnn)")
-    t.add_argument("--snr-db", default="0,30", help="background noise SNR range in dB, LO,HI (default 0,30)")
-    t.add_argument("--oversample", type=float, default=0.6,
+                        f"keywords, else {ModelSize.MCU.default_epochs} for --size mcu, "
+                        f"{ModelSize.PI.default_epochs} for pi")
+    t.add_argument("--patience", type=int, default=defaults.patience,
+                   help="early stop after N epochs without validation gain")
+    t.add_argument("--batch", type=int, default=defaults.batch)
+    t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: {Cell.GRU.default_lr:g}; "
+                   f"{Cell.RNN.default_lr:g} for rnn)")
+    snr_db = ",".join(f"{v:g}" for v in defaults.stream.snr_db)
+    t.add_argument("--snr-db", default=snr_db, help=f"background noise SNR range in dB, LO,HI (default {snr_db})")
+    t.add_argument("--oversample", type=float, default=defaults.oversample,
                    help="repeat scarce keyword classes up to this share of the median keyword count (0 = off)")
-    t.add_argument("--views", type=int, default=6, help="cached augmented stream realisations")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=2, help="torch CPU threads (results are reproducible per value)")
+    t.add_argument("--views", type=int, default=defaults.views, help="cached augmented stream realisations")
+    t.add_argument("--seed", type=int, default=defaults.seed)
+    t.add_argument("--threads", type=int, default=defaults.threads,
+                   help="torch CPU threads (results are reproducible per value)")
     t.add_argument("--unknown-per-view", type=int, default=None,
                    help=f"at most N _unknown_ clips per augmented view, a new draw per view (default: "
                         f"{UNKNOWN_PER_VIEW} with real negatives, else all)")
@@ -135,11 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{SYNTH_ACOUSTICS} for the synthetic recipe, 0 for recorded data)")
     t.add_argument("--ema-decay", type=float, default=None,
                    help=f"keep an exponential moving average of the weights, this decay per step, and evaluate, choose "
-                        f"and save it (default {WAKE_EMA_DECAY} for a synthetic wake word, 0 = off otherwise)")
+                        f"and save it (default {WAKE_EMA_DECAY} for a synthetic wake word, {defaults.ema_decay:g} = off "
+                        "otherwise)")
     t.add_argument("--select", default=None, choices=[s.value for s in Selection],
                    help=f"what picks the epoch: validation clip accuracy, or wake-word recall at false-alarm budgets on "
                         f"running speech from held-out validation speech (default {WAKE_SELECTION.value} for a "
-                        f"synthetic wake word, {Selection.CLIP_ACCURACY.value} otherwise)")
+                        f"synthetic wake word, {defaults.selection.value} otherwise)")
     t.add_argument("--init-from", default="none", metavar="none|auto|RUN",
                    help="start from the weights of a run folder where names and shapes match (transfer learning, e.g. "
                         "a wake word from a Speech Commands model); 'auto': for the synthetic recipe, a model of the same "

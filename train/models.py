@@ -15,141 +15,14 @@ num_classes]: the softmax posterior of the previous frame, which is what it feed
 
 from __future__ import annotations
 
-import enum
-from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from train.config import Cell, ModelConfig, ModelSize, state_name  # noqa: F401 (ModelSize, state_name: re-exported)
+
 State = tuple[torch.Tensor, ...]
-
-
-class Cell(str, enum.Enum):
-    GRU = "gru"
-    LSTM = "lstm"
-    RNN = "rnn"  # Elman RNN with tanh
-    #: Jordan network: tanh hidden layer(s) fed by the input and by the previous frame's softmax posterior.
-    JORDAN = "jordan"
-
-    @property
-    def gate_names(self) -> str:
-        """One letter per gate (per pre-activation), in PyTorch's weight order: GRU r, z, n; LSTM i, f, g, o; the
-        Elman RNN and the Jordan network one pre-activation `a`. The weights of gate g are `wx_g`, `bx_g`, ...
-        (`RecurrentKWS.layer_weights`), here and in the export."""
-        return {Cell.GRU: "rzn", Cell.LSTM: "ifgo"}.get(self, "a")
-
-    @property
-    def gates(self) -> int:
-        return len(self.gate_names)
-
-    @property
-    def state_names(self) -> tuple[str, ...]:
-        """The kinds of state the cell carries (h, and c for an LSTM; y for a Jordan network): see `state_name`."""
-        return {Cell.LSTM: ("h", "c"), Cell.JORDAN: ("y",)}.get(self, ("h",))
-
-    @property
-    def feeds_back_output(self) -> bool:
-        """The state is the model's own posterior output (Jordan network), not a hidden layer."""
-        return self is Cell.JORDAN
-
-    @property
-    def default_lr(self) -> float:
-        """Peak learning rate that trains this cell (measured on the Speech Commands subset: an Elman RNN
-        diverges at 3e-3 and learns at 1e-3; GRU and LSTM are best at 3e-3; a Jordan network trains at 3e-3,
-        its gradient norms below 1 in short runs: its recurrence passes through a softmax)."""
-        return 1e-3 if self is Cell.RNN else 3e-3
-
-
-def state_name(kind: str, layer: int) -> str:
-    """The name of state `kind` (one of `Cell.state_names`) of `layer` wherever the state is a named tensor (TFLite
-    and ONNX inputs, the manifest, the firmware): `state_<kind><layer>`, e.g. `state_h0`."""
-    return f"state_{kind}{layer}"
-
-
-class ModelSize(str, enum.Enum):
-    """Named model sizes: a target device and the architecture that fits it (explicit flags override).
-
-    * `mcu`: fits the firmware budget (int8 model <= 32 KB flash, <= 8 KB arena on a Cortex-M4).
-    * `pi`: a Raspberry Pi size (up to ~250 k parameters): stacked, wider cells.
-    """
-
-    MCU = "mcu"
-    PI = "pi"
-
-    @property
-    def preset(self) -> dict[str, int]:
-        """hidden/layers/proj of this size (the cell is chosen separately)."""
-        return dict(_SIZE_PRESETS[self])
-
-    @property
-    def default_epochs(self) -> int:
-        """Epochs that keep a Speech Commands training (all shared data) within the time budget on a 2-core
-        machine: 80 for `mcu` (~18 min), 40 for `pi` (an epoch costs ~3x as much)."""
-        return {ModelSize.MCU: 80, ModelSize.PI: 40}[self]
-
-
-_SIZE_PRESETS: dict[ModelSize, dict[str, int]] = {
-    ModelSize.MCU: {"hidden": 64, "layers": 1, "proj": 0},
-    ModelSize.PI: {"hidden": 128, "layers": 2, "proj": 0},
-}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of a recurrent keyword spotter."""
-
-    cell: Cell = Cell.GRU
-    num_classes: int = 12
-    input_dim: int = 40
-    hidden: int = 64
-    layers: int = 1
-    #: Width of an optional input projection (Linear + ReLU) before the recurrent layers; 0 = none.
-    proj: int = 0
-    #: Bidirectional layers: offline scoring only, refused by the streaming export.
-    bidirectional: bool = False
-    #: The named size this architecture was made for (`ModelSize`), recorded in run and manifest.
-    size: ModelSize = ModelSize.MCU
-    #: Jordan network, training only: the fed-back posterior is rounded to k / feedback_levels (256: the int8
-    #: softmax's output grid) with the gradient passed straight through, so training sees the feedback the int8
-    #: model will carry; 0 = the exact posterior. Evaluation, `step` and the export feed back the exact posterior
-    #: (the int8 model rounds it itself).
-    feedback_levels: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "cell", Cell(self.cell))
-        object.__setattr__(self, "size", ModelSize(self.size))
-        if not 1 <= self.layers <= 3:
-            raise ValueError(f"layers must be 1..3, got {self.layers}")
-        if self.hidden < 1 or self.num_classes < 2 or self.input_dim < 1 or self.proj < 0:
-            raise ValueError(f"invalid model dimensions: {self}")
-        if self.cell is Cell.JORDAN and self.bidirectional:
-            raise ValueError("a Jordan network feeds back its own previous output and cannot be bidirectional")
-        if self.feedback_levels < 0 or (self.feedback_levels and self.cell is not Cell.JORDAN):
-            raise ValueError("feedback_levels is a Jordan network's option, >= 0")
-
-    @property
-    def state_layers(self) -> int:
-        """State tensors per state kind: one per recurrent layer and direction; a Jordan network carries only
-        its posterior, whatever its depth."""
-        if self.cell is Cell.JORDAN:
-            return 1
-        return self.layers * (2 if self.bidirectional else 1)
-
-    @property
-    def state_width(self) -> int:
-        """Values per state tensor: the hidden width, or the number of classes for a Jordan network."""
-        return self.num_classes if self.cell is Cell.JORDAN else self.hidden
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cell"] = self.cell.value
-        d["size"] = self.size.value
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
-        return cls(**dict(d))
 
 
 _RNN_CLASSES = {Cell.GRU: nn.GRU, Cell.LSTM: nn.LSTM, Cell.RNN: nn.RNN}

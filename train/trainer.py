@@ -23,80 +23,15 @@ from edge.errors import UserError
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
 from edge.postprocess import PostprocessConfig, clip_decision, standard_summary, summarize
 from edge.datasets import evaluation_clips, reuse_by_name, standard_clips
-from edge.datasets import SILENCE, UNKNOWN, AudioCache, Dataset, Recipe, load_dataset, recorded_data_dirs, synthetic_noise
+from edge.datasets import SILENCE, UNKNOWN, AudioCache, Dataset, load_dataset, recorded_data_dirs, synthetic_noise
 from train.synth import SENTENCE_FOLDER
+from train.config import TrainConfig
 from train.models import Cell, ModelConfig, RecurrentKWS, build_model, model_size
 from train.selection import RUNNING_MINUTES, RUNNING_SEED, Selection, WakeSelection, running_speech
-from train.streams import IGNORE, StreamConfig, StreamView, build_view
+from train.streams import IGNORE, StreamView, build_view
 
 CHECKPOINT = "model.safetensors"
 CONFIG = "config.json"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    recipe: Recipe = Recipe.SYNTHETIC
-    data: tuple[str, ...] = ()  # data folders, merged by label
-    keywords: tuple[str, ...] = ()
-    model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 80
-    batch: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    clip_norm: float = 1.0
-    views: int = 6  # augmented stream realisations, cached; epoch e uses view e % views
-    patience: int = 20
-    seed: int = 0
-    threads: int = 2
-    spec_time_mask: int = 8  # SpecAugment: max masked frames per chunk row
-    spec_freq_mask: int = 5  # max masked channels
-    #: Unbounded recurrent states (the LSTM cell state c) are kept inside +-state_bound by a penalty
-    #: state_penalty * mean(relu(|c| - state_bound)^2), checked every `state_check_frames` frames. Without
-    #: it c drifts over a never-reset stream (measured: to -83 over 3 minutes), and its int8 step becomes
-    #: too coarse (0.51) for tanh(c): int8-vs-float frame agreement fell to 70 %.
-    state_bound: float = 2.0
-    state_penalty: float = 1.0
-    state_check_frames: int = 25
-    silence_eval_share: float = 0.1
-    #: scarce keyword classes are repeated up to this share of the median keyword count (0 = off). Measured
-    #: (GRU-64, 24 epochs, both Speech Commands folders, on/off ~200 clips vs ~980): 0.6 lifts on/off on the
-    #: test split from 47/36 % to 72/45 % and the standard figure from 69.8 to 70.7 %.
-    oversample: float = 0.6
-    #: at most this many `_unknown_` clips per augmented view, a different random draw per view (0 = all):
-    #: thousands of real negative clips beside a few hundred wake-word clips, without slower epochs
-    unknown_per_view: int = 0
-    #: data folders (of `data`) never trained on: their validation clips still choose the epoch and, at export,
-    #: the threshold (real negative speech beside a synthetic wake word; see `train.cli.real_negative_dirs`)
-    heldout_data: tuple[str, ...] = ()
-    #: a run folder whose weights start this training (transfer learning): every tensor whose name and shape
-    #: match is copied (the recurrent layers and the feature normalisation; the head too when the labels are the
-    #: same), the rest keeps its fresh initialisation
-    init_from: str = ""
-    #: the weights evaluated, chosen and saved are an exponential moving average of the trained ones, with this
-    #: decay per optimizer step (0 = off, the trained weights themselves). Measured on the synthetic "jarvis"
-    #: recipe (README): 0.998 (~1.5 epochs) steadies what the high-lr epochs learn and lifts recall on real voices.
-    ema_decay: float = 0.0
-    #: what picks the epoch: validation clip accuracy, or (wake words) recall at false-alarm budgets on running
-    #: speech built from held-out validation speech (`train.selection`)
-    selection: Selection = Selection.CLIP_ACCURACY
-    stream: StreamConfig = field(default_factory=StreamConfig)
-    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
-    frontend: FrontendConfig = field(default_factory=FrontendConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["recipe"] = Recipe(self.recipe).value
-        d["selection"] = Selection(self.selection).value
-        d["model"] = self.model.to_dict()
-        d["postprocess"] = self.postprocess.to_dict()
-        d["frontend"] = self.frontend.to_dict()
-        d["keywords"] = list(self.keywords)
-        d["data"] = [str(p) for p in recorded_data_dirs(self.data)]
-        d["stream"]["gap_s"] = list(self.stream.gap_s)
-        d["stream"]["speed"] = list(self.stream.speed)
-        d["stream"]["rt60_s"] = list(self.stream.rt60_s)
-        d["stream"]["tight_gap_s"] = list(self.stream.tight_gap_s)
-        return d
 
 
 def set_determinism(seed: int, threads: int) -> None:
