@@ -20,7 +20,7 @@ from edge.audio import PcmConverter, iter_wav_chunks, wav_info
 from edge.bench import BENCH_SECONDS, bench
 from edge.datasets import Recipe, auto_recipe
 from edge.detector import StreamingDetector
-from edge.errors import EXIT_USER_ERROR, UserError
+from edge.errors import UserError, run_cli
 from edge.evaluation import evaluate_folder
 from edge.frontend import FrontendBackend, backend_note, parse_frontend_backend
 from edge.hook import DEFAULT_QUEUE, DEFAULT_TIMEOUT, DetectionHook, parse_command
@@ -338,13 +338,9 @@ COMMANDS = {"run": cmd_run, "eval": cmd_eval, "bench": cmd_bench}
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m edge` and the `kws-edge` console command; returns the exit status."""
-    try:
+
+    def body() -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:
-        return 130
+
+    return run_cli(body, broken_pipe_status=0)

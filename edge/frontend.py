@@ -124,8 +124,9 @@ class FrontendConfig:
 
 def config_field_types() -> dict[str, type]:
     """`FrontendConfig`'s fields in declaration order, each with its type (int, float or bool): the one list that
-    the library's `struct kws_fe_params` (`_Params` is derived from it), the generated kws_frontend_config.h
-    (`export.codegen.settings`) and both C `fill_config` functions follow (tests parse the C sources)."""
+    C `struct kws_fe_params` (firmware/include/kws_fe_params.h; `_Params` is derived from it), the generated
+    kws_frontend_config.h (`export.codegen.settings`) and the firmware's initialiser of the struct from its macros
+    follow (tests parse the C sources)."""
     hints = typing.get_type_hints(FrontendConfig)
     return {f.name: hints[f.name] for f in dataclasses.fields(FrontendConfig)}
 
@@ -166,7 +167,7 @@ _CTYPES: dict[type, type] = {int: ctypes.c_int32, float: ctypes.c_float, bool: c
 
 
 class _Params(ctypes.Structure):
-    """`struct kws_fe_params`: one field per `FrontendConfig` field, same names, order and kinds (derived from the
+    """`struct kws_fe_params` (firmware/include/kws_fe_params.h): one field per `FrontendConfig` field, same names, order and kinds (derived from the
     dataclass; a test parses the C struct)."""
 
     _fields_ = [(name, _CTYPES[kind]) for name, kind in config_field_types().items()]

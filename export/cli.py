@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edge.args import Parser, finite_number
-from edge.errors import EXIT_USER_ERROR, UserError
+from edge.errors import run_cli
 
 SUBCOMMANDS = ("build", "verify", "report", "codegen", "soak", "wakeword", "esphome", "esphome-check")
 #: Shortest held-out stream for the fidelity check (build --verify-seconds, verify --seconds).
@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in SUBCOMMANDS + ("-h", "--help"):
         argv.insert(0, "build")
-    try:
+
+    def body() -> int:
         if argv and argv[0] == "report":
             from export.report.cli import main as report_main
             return report_main(argv[1:])
@@ -125,8 +126,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             return codegen_main(argv[1:])
         args = build_parser().parse_args(argv)
         return {"build": cmd_build, "verify": cmd_verify}[args.command](args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        return 130
+
+    return run_cli(body)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -29,7 +28,7 @@ from tqdm import tqdm
 from edge.args import Parser, finite_number
 from edge.audio import load_wav
 from edge.datasets import AUDIO_SUFFIXES
-from edge.errors import EXIT_USER_ERROR, UserError
+from edge.errors import UserError, run_cli
 from edge.frontend import FrontendConfig, StreamingFrontend
 from edge.manifest import Manifest, load_manifest
 from edge.postprocess import Detector, PostprocessConfig, integer_threshold, keyword_labels
@@ -208,15 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
+    def body() -> int:
         args = build_parser().parse_args(argv)
         for art in args.artifacts:
             r = evaluate(load_manifest(art), args.positives, args.negatives, args.variant, args.keyword,
                          args.target_fa_per_hour, progress=not (args.quiet or args.json))
             print(json.dumps(r) if args.json else "\n".join(text_lines(r)), flush=True)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        return 130
-    return 0
+        return 0
+
+    return run_cli(body)

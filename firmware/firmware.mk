@@ -46,7 +46,7 @@ $(FW_FE_SRCS): $(FW_PMF_STAMP) ;
 firmware-third-party: $(FW_PMF_STAMP)
 
 # ---- sources -----------------------------------------------------------------------------------
-FW_CORE_NAMES := kws_kernels kws_frontend kws_fft kws_fe_alloc kws_app kws_detect kws_profile
+FW_CORE_NAMES := kws_kernels kws_frontend kws_fe_params kws_fft kws_fe_alloc kws_app kws_detect kws_profile
 FW_GEN_NAMES := model_data model_tflite
 FW_GEN_FILES := $(addprefix $(FW_GEN_DIR)/,model_data.c model_data.h model_tflite.c model_tflite.h \
                   kws_frontend_config.h)
@@ -128,18 +128,20 @@ firmware-detect-runner: $(FW_HOST_DIR)/kws_detect_runner
 # ---- the front end as a shared library for the Python runtimes (edge/frontend.py) ---------------
 #   make frontend-lib            for this machine: edge/native/libkws_frontend.<uname -m>.so
 #   make frontend-lib-aarch64    cross-built for a Raspberry Pi (aarch64-linux-gnu-gcc), to copy there
-# The firmware's front-end sources and flags (no arena: heap, any configuration, many instances).
+# The firmware's front-end sources and flags (no arena: heap, any configuration, many instances); the
+# configuration goes through the firmware's own kws_fe_params.c.
 FE_LIB_HOST_ARCH := $(shell uname -m)
 FE_LIB_DIR := edge/native
 FE_LIB_CFLAGS ?= -O2
-FE_LIB_SRCS := $(FW_DIR)/src/kws_frontend_lib.c $(FW_DIR)/src/kws_fft.c $(FW_FE_SRCS)
+FE_LIB_SRCS := $(FW_DIR)/src/kws_frontend_lib.c $(FW_DIR)/src/kws_fe_params.c $(FW_DIR)/src/kws_fft.c $(FW_FE_SRCS)
+FE_LIB_HDRS := $(FW_DIR)/include/kws_fe_params.h
 # $(call fe_lib_cc,ARCH): the native compiler for this machine, the GNU cross compiler for another
 fe_lib_cc = $(if $(filter $(FE_LIB_HOST_ARCH),$(1)),$(CC),$(1)-linux-gnu-gcc)
 
-$(FE_LIB_DIR)/libkws_frontend.%.so: $(FE_LIB_SRCS) $(FW_DIR)/firmware.mk | $(FW_PMF_STAMP)
+$(FE_LIB_DIR)/libkws_frontend.%.so: $(FE_LIB_SRCS) $(FE_LIB_HDRS) $(FW_DIR)/firmware.mk | $(FW_PMF_STAMP)
 	@mkdir -p $(@D)
 	$(call fe_lib_cc,$*) $(FE_LIB_CFLAGS) $(FW_FP_FLAGS) -DFIXED_POINT=16 -shared -fPIC -fvisibility=hidden \
-	    -std=gnu99 -w -I$(FW_PMF_DIR) -I$(FW_PMF_DIR)/kissfft -x c $(FE_LIB_SRCS) -lm -o $@.tmp
+	    -std=gnu99 -w -I$(FW_DIR)/include -I$(FW_PMF_DIR) -I$(FW_PMF_DIR)/kissfft -x c $(FE_LIB_SRCS) -lm -o $@.tmp
 	@mv $@.tmp $@
 
 .PHONY: frontend-lib frontend-lib-aarch64

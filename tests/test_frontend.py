@@ -104,37 +104,94 @@ def test_library_struct_mirrors_the_config(frontend_lib: Path) -> None:
     load_library(frontend_lib)  # raises if the C struct's size or the ABI version differ
 
 
-FIRMWARE_SRC = Path(__file__).resolve().parents[1] / "firmware" / "src"
+FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
+#: The C files that spell the front-end configuration out (relative to firmware/).
+C_CONFIG_FILES = ("include/kws_fe_params.h", "src/kws_fe_params.c", "src/kws_frontend_lib.c", "src/kws_frontend.c")
 
 
-def _c_function_body(source: str, name: str) -> str:
-    """The body of `static void name(...) { ... }` (a function whose closing brace starts a line)."""
-    match = re.search(rf"static void {name}\([^)]*\) \{{\n(.*?)\n\}}", source, re.S)
-    assert match, f"no function {name}"
+def _c_function_body(source: str, signature: str) -> str:
+    """The body of `signature(...) { ... }` (a function whose closing brace starts a line)."""
+    match = re.search(rf"^{re.escape(signature)}\([^)]*\) \{{\n(.*?)\n\}}", source, re.S | re.M)
+    assert match, f"no function {signature}"
     return match.group(1)
 
 
-def test_c_copies_of_the_config_follow_the_dataclass() -> None:
-    """The C sources spell the configuration out by hand: the library's `struct kws_fe_params` (fields, order and
-    C types of `edge.frontend.config_field_types`, which ctypes mirrors) and the two `fill_config` functions, the
-    library's from that struct and the firmware's from the generated KWS_FE_* macros (`export.codegen`), must set
-    the same TFLM members from the same fields, every field but the sample rate, which goes to
-    FrontendPopulateState."""
+def check_c_config(header: str, mapping: str, lib: str, firmware: str) -> None:
+    """The C side of the front-end configuration follows `edge.frontend.config_field_types`, and says each thing once.
+
+    `struct kws_fe_params` (kws_fe_params.h) has the dataclass's fields, order and C types (ctypes' `_Params` is
+    derived from the same list); `kws_fill_frontend_config` (kws_fe_params.c) sets one TFLM member from each field
+    but the sample rate, which goes to FrontendPopulateState; the firmware's one initialiser of the struct
+    (kws_frontend.c) takes every field, in order, from its generated KWS_FE_* macro (`export.codegen`); and both
+    builds call that one function, neither with a copy of the struct or of the mapping."""
     from export.codegen.settings import frontend_fields
 
-    lib = (FIRMWARE_SRC / "kws_frontend_lib.c").read_text()
-    firmware = (FIRMWARE_SRC / "kws_frontend.c").read_text()
-    struct = re.search(r"struct kws_fe_params \{(.*?)\};", lib, re.S)
-    assert struct
+    fields = config_field_types()
+    struct = re.search(r"struct kws_fe_params \{(.*?)\};", header, re.S)
+    assert struct, "no struct kws_fe_params"
     c_fields = re.findall(r"^\s*(\w+) (\w+);", struct.group(1), re.M)
-    assert c_fields == [("float" if kind is float else "int32_t", name) for name, kind in config_field_types().items()]
-    from_struct = re.findall(r"cfg->([\w.]+) = (?:\(\w+\))?p->(\w+);", _c_function_body(lib, "fill_config"))
-    from_macros = re.findall(r"cfg->([\w.]+) = (\w+);", _c_function_body(firmware, "fill_config"))
-    macro = {name: c_macro for name, c_macro, _ in frontend_fields()}
-    assert sorted(name for _, name in from_struct) == sorted(set(config_field_types()) - {"sample_rate"})
-    assert from_macros == [(member, macro[name]) for member, name in from_struct]
+    assert c_fields == [("float" if kind is float else "int32_t", name) for name, kind in fields.items()]
+
+    body = _c_function_body(mapping, "void kws_fill_frontend_config")
+    statements = [line.strip() for line in body.splitlines() if line.strip()]
+    assert statements[0] == "memset(cfg, 0, sizeof(*cfg));"
+    from_struct = [re.fullmatch(r"cfg->([\w.]+) = (?:\(\w+\))?p->(\w+);", line) for line in statements[1:]]
+    assert all(from_struct), f"unexpected statements in kws_fill_frontend_config: {statements}"
+    members = [m.group(1) for m in from_struct]  # type: ignore[union-attr]
+    assert len(set(members)) == len(members), "a TFLM member is set twice"
+    assert sorted(m.group(2) for m in from_struct) == sorted(set(fields) - {"sample_rate"})  # type: ignore[union-attr]
+
+    init = re.search(r"static const struct kws_fe_params (\w+) = \{(.*?)\};", firmware, re.S)
+    assert init, "no static const struct kws_fe_params initialiser in kws_frontend.c"
+    params, entries = init.group(1), [e.strip() for e in init.group(2).split(",") if e.strip()]
+    assert entries == [f".{name} = {macro}" for name, macro, _ in frontend_fields()]
+    assert f"kws_fill_frontend_config(&{params}, &cfg);" in firmware
+    assert f"FrontendPopulateState(&cfg, &g_state, {params}.sample_rate)" in firmware
+    assert "kws_fill_frontend_config(p, &cfg);" in lib
     assert "FrontendPopulateState(&cfg, &fe->state, p->sample_rate)" in lib
-    assert f"FrontendPopulateState(&cfg, &g_state, {macro['sample_rate']})" in firmware
+    for source in (lib, firmware):
+        assert "cfg->" not in source and "struct kws_fe_params {" not in source, "a second copy of the configuration"
+
+
+def _c_config_sources() -> dict[str, str]:
+    return {name: (FIRMWARE / name).read_text() for name in C_CONFIG_FILES}
+
+
+def test_c_config_follows_the_dataclass() -> None:
+    check_c_config(*_c_config_sources().values())
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        ("include/kws_fe_params.h", "    float pcan_offset;\n", ""),  # a field missing
+        ("include/kws_fe_params.h", "int32_t pcan_enable;", "float pcan_enable;"),  # a field's type
+        ("src/kws_fe_params.c", "    cfg->log_scale.scale_shift = p->log_scale_shift;\n", ""),  # a field not used
+        ("src/kws_fe_params.c", "= p->log_scale_shift;", "= 6;"),  # a constant instead of the field
+        ("src/kws_frontend.c", "KWS_FE_PCAN_OFFSET", "KWS_FE_PCAN_STRENGTH"),  # the wrong macro
+        ("src/kws_frontend.c", "    .hop_ms = KWS_FE_HOP_MS,\n", ""),  # a field left out of the initialiser
+        ("src/kws_frontend.c", "k_params.sample_rate", "16000"),  # the sample rate not from the initialiser
+        ("src/kws_frontend_lib.c", "kws_fill_frontend_config(p, &cfg);", "cfg.window.size_ms = 30;"),  # own mapping
+    ],
+)
+def test_c_config_check_catches_drift(file: str, old: str, new: str) -> None:
+    """The check above fails when any one C copy drifts (edits of the real sources, in memory)."""
+    sources = _c_config_sources()
+    assert old in sources[file]
+    sources[file] = sources[file].replace(old, new)
+    with pytest.raises(AssertionError):
+        check_c_config(*sources.values())
+
+
+def test_c_config_follows_a_changed_dataclass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new dataclass field that the C side lacks fails the check (here: the list of fields with one more)."""
+    from export.codegen import settings
+
+    fields = {**config_field_types(), "extra_gain": float}
+    monkeypatch.setattr(settings, "config_field_types", lambda: fields)
+    monkeypatch.setitem(globals(), "config_field_types", lambda: fields)
+    with pytest.raises(AssertionError):
+        check_c_config(*_c_config_sources().values())
 
 
 def test_library_honours_its_configuration(real_clip: np.ndarray, frontend_lib: Path) -> None:

@@ -17,7 +17,8 @@ from export.codegen.tflm import INT32_MAX
 
 def frontend_fields() -> tuple[tuple[str, str, type], ...]:
     """(FrontendConfig field, C macro, type) for every field, in declaration order (`edge.frontend.config_field_types`):
-    the macro is `KWS_FE_` and the field's name in capitals; firmware/src/kws_frontend.c reads them (a test checks)."""
+    the macro is `KWS_FE_` and the field's name in capitals; firmware/src/kws_frontend.c reads them into
+    its `struct kws_fe_params` initialiser (a test checks)."""
     return tuple((name, f"KWS_FE_{name.upper()}", kind) for name, kind in config_field_types().items())
 
 

@@ -199,6 +199,6 @@ def wakeword_section(doc: Doc, r: dict[str, Any]) -> None:
 
     doc.h(3, f"Real recordings: {r['keyword']!r}")
     lines = text_lines(r)
-    doc.p(" ".join(line.strip() for line in lines[:3]))
+    doc.p("; ".join(line.strip() for line in lines[:3]) + ".")
     doc.table(["threshold", "recall", "FA/h"],
               [[f"{p['threshold']:.2f}", _pct(p["recall"], 1), f"{p['fa_per_hour']:.1f}"] for p in r["sweep"]])

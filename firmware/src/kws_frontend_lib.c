@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kws_fe_params.h"
 #include "tensorflow/lite/experimental/microfrontend/lib/frontend.h"
 #include "tensorflow/lite/experimental/microfrontend/lib/frontend_util.h"
 
@@ -23,28 +24,9 @@
 #define KWS_EXPORT
 #endif
 
-/* Bumped whenever kws_fe_params or a function signature changes; edge/frontend.py checks it. */
+/* Bumped whenever struct kws_fe_params (kws_fe_params.h) or a function signature changes; edge/frontend.py
+ * checks it. */
 #define KWS_FE_LIB_ABI 1
-
-/* Field for field edge.frontend.FrontendConfig (ctypes mirrors this layout). */
-struct kws_fe_params {
-    int32_t sample_rate;
-    int32_t window_ms;
-    int32_t hop_ms;
-    int32_t num_channels;
-    float lower_band_limit_hz;
-    float upper_band_limit_hz;
-    int32_t noise_smoothing_bits;
-    float noise_even_smoothing;
-    float noise_odd_smoothing;
-    float noise_min_signal_remaining;
-    int32_t pcan_enable;
-    float pcan_strength;
-    float pcan_offset;
-    int32_t pcan_gain_bits;
-    int32_t log_enable;
-    int32_t log_scale_shift;
-};
 
 struct kws_fe {
     struct FrontendState state;
@@ -61,25 +43,6 @@ void kws_fe_free(void *ptr) { free(ptr); }
 KWS_EXPORT int kws_fe_abi_version(void) { return KWS_FE_LIB_ABI; }
 
 KWS_EXPORT size_t kws_fe_params_size(void) { return sizeof(struct kws_fe_params); }
-
-static void fill_config(const struct kws_fe_params *p, struct FrontendConfig *cfg) {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->window.size_ms = (size_t)p->window_ms;
-    cfg->window.step_size_ms = (size_t)p->hop_ms;
-    cfg->filterbank.num_channels = p->num_channels;
-    cfg->filterbank.lower_band_limit = p->lower_band_limit_hz;
-    cfg->filterbank.upper_band_limit = p->upper_band_limit_hz;
-    cfg->noise_reduction.smoothing_bits = p->noise_smoothing_bits;
-    cfg->noise_reduction.even_smoothing = p->noise_even_smoothing;
-    cfg->noise_reduction.odd_smoothing = p->noise_odd_smoothing;
-    cfg->noise_reduction.min_signal_remaining = p->noise_min_signal_remaining;
-    cfg->pcan_gain_control.enable_pcan = p->pcan_enable;
-    cfg->pcan_gain_control.strength = p->pcan_strength;
-    cfg->pcan_gain_control.offset = p->pcan_offset;
-    cfg->pcan_gain_control.gain_bits = p->pcan_gain_bits;
-    cfg->log_scale.enable_log = p->log_enable;
-    cfg->log_scale.scale_shift = p->log_scale_shift;
-}
 
 KWS_EXPORT void kws_fe_destroy(struct kws_fe *fe) {
     if (fe == NULL) {
@@ -107,7 +70,7 @@ KWS_EXPORT struct kws_fe *kws_fe_create(const struct kws_fe_params *p) {
     fe->num_channels = (size_t)p->num_channels;
     fe->buf = malloc(hop * sizeof(*fe->buf));
     struct FrontendConfig cfg;
-    fill_config(p, &cfg);
+    kws_fill_frontend_config(p, &cfg);
     if (fe->buf == NULL || !FrontendPopulateState(&cfg, &fe->state, p->sample_rate)) {
         kws_fe_destroy(fe); /* the state was zeroed by calloc: freeing a partial one is safe */
         return NULL;
