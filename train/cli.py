@@ -432,7 +432,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not 0.0 <= ema_decay < 1.0:
         raise UserError("--ema-decay must be in [0, 1)")
     selection = (WAKE_SELECTION if wake_word else Selection.CLIP_ACCURACY) if args.select is None else Selection(args.select)
-    window = (WAKE_WINDOW if wake_word else TrainConfig().postprocess.window) if args.window is None else args.window
+    post = TrainConfig().postprocess
+    window = (WAKE_WINDOW if wake_word else post.window) if args.window is None else args.window
     if window < 1:
         raise UserError("--window must be at least 1 frame")
     negatives = [str(r) for r in roots[1:]] if synthetic and not args.data else []
@@ -445,7 +446,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       batch=args.batch, lr=lr, oversample=args.oversample, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout,
                       init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection,
-                      postprocess=replace(TrainConfig().postprocess, window=window),
+                      postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
                                           reverb_prob=acoustics, colour_prob=acoustics,
                                           unknown_whole_word=synthetic, tight_prob=SYNTH_TIGHT if synthetic else 0.0))
