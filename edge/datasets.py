@@ -223,13 +223,23 @@ def load_fsdd(root: Path) -> Dataset:
     return Dataset([SILENCE, *FSDD_WORDS], clips, [], sample_rate=8000)
 
 
-def load_folder(root: Path, keywords: tuple[str, ...] | None = None, partial: bool = False) -> Dataset:
+def load_folder(root: Path, keywords: tuple[str, ...] | None = None, partial: bool = False,
+                negatives_only: bool = False) -> Dataset:
     """One folder per label. With `keywords`, other folders become `_unknown_`. With `partial` (a folder merged
     with others, e.g. real speech beside a synthetic wake word), a folder may lack some or all keywords: the
-    merge checks that each keyword is somewhere."""
+    merge checks that each keyword is somewhere. With `negatives_only` (real negative speech beside a synthetic
+    wake word), the folder gives `_unknown_` speech only: its folders named as a keyword are skipped, so real
+    recordings of the keyword (Speech Commands' "marvin" beside a synthetic "marvin") are never trained on,
+    never counted as negatives, and stay free for measuring."""
     folders = [p.name for p in _word_folders(root)]
     if not folders:
         raise UserError(f"{root}: no label folders with WAV files")
+    if negatives_only:
+        if not keywords:
+            raise UserError(f"{root}: a negatives-only folder needs the keywords it must not contribute")
+        if all(f in keywords for f in folders):
+            raise UserError(f"{root}: a negatives-only folder holds nothing but keyword folders")
+        return _sc_layout(root, lambda w: None if w in keywords else UNKNOWN, [SILENCE, UNKNOWN, *keywords])
     if keywords:
         missing = [k for k in keywords if k not in folders]
         if missing and not partial:
@@ -256,23 +266,31 @@ def merge_datasets(parts: Sequence[Dataset], roots: Sequence[Path]) -> Dataset:
     return Dataset(labels, clips, noise, rates.pop())
 
 
-def load_parts(recipe: Recipe, roots: Sequence[Path], keywords: tuple[str, ...] | None = None) -> list[Dataset]:
+def load_parts(recipe: Recipe, roots: Sequence[Path], keywords: tuple[str, ...] | None = None,
+               negatives_only: Sequence[Path] = ()) -> list[Dataset]:
     """Each folder of a multi-folder dataset on its own. Folder recipe with keywords: a folder holding none
-    of the keywords contributes `_unknown_` speech (real negatives beside a synthetic wake word)."""
-    if Recipe(recipe) is Recipe.FOLDER and keywords and len(roots) > 1:
-        return [load_folder(Path(r), keywords, partial=True) for r in roots]
+    of the keywords contributes `_unknown_` speech (real negatives beside a synthetic wake word), and so does a
+    folder of `negatives_only` (those of them among `roots`; a run records them, an override of its data may
+    leave some out), whose keyword folders are skipped (`load_folder`). Other recipes read every folder whole
+    (evaluating a wake word on a Speech Commands folder counts its keyword folder as the keyword)."""
+    negative = {Path(n).resolve() for n in negatives_only} & {Path(r).resolve() for r in roots}
+    if Recipe(recipe) is Recipe.FOLDER and keywords and (len(roots) > 1 or negative):
+        return [load_folder(Path(r), keywords, partial=True, negatives_only=Path(r).resolve() in negative)
+                for r in roots]
     if Recipe(recipe) is Recipe.SPEECH_COMMANDS and len(roots) > 1:
         return [load_speech_commands(Path(r), keywords or SC_COMMANDS, partial=True) for r in roots]
     return [load_dataset(recipe, r, keywords) for r in roots]
 
 
-def load_dataset(recipe: Recipe, root: Path | Sequence[Path], keywords: tuple[str, ...] | None = None) -> Dataset:
-    """The dataset of one folder, or of several folders of the same recipe merged (`merge_datasets`)."""
+def load_dataset(recipe: Recipe, root: Path | Sequence[Path], keywords: tuple[str, ...] | None = None,
+                 negatives_only: Sequence[Path] = ()) -> Dataset:
+    """The dataset of one folder, or of several folders of the same recipe merged (`merge_datasets`);
+    `negatives_only`: folders among them that give `_unknown_` speech only (`load_parts`)."""
     roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
     if not roots:
         raise UserError("no data directory given")
-    if len(roots) > 1:
-        merged = merge_datasets(load_parts(recipe, roots, keywords), roots)
+    if len(roots) > 1 or negatives_only:
+        merged = merge_datasets(load_parts(recipe, roots, keywords, negatives_only), roots)
         wanted = keywords or (SC_COMMANDS if Recipe(recipe) is Recipe.SPEECH_COMMANDS else ())
         missing = [k for k in wanted if not any(c.label == k for c in merged.clips)]
         if missing:

@@ -43,7 +43,8 @@ def run_dataset(run: Run, data_override: Sequence[str] | str | None = None) -> D
     missing = [str(d) for d in dirs if not d.is_dir()]
     if not dirs or missing:
         raise UserError(f"the run's data folder {' '.join(missing) or '(none)'} is not available; pass --data DIR")
-    return load_dataset(Recipe(tc["recipe"]), dirs, tuple(tc.get("keywords") or ()) or None)
+    return load_dataset(Recipe(tc["recipe"]), dirs, tuple(tc.get("keywords") or ()) or None,
+                        recorded_data_dirs(tc.get("negative_data")))
 
 
 # ----------------------------------------------------------------------------- calibration

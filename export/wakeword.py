@@ -65,11 +65,13 @@ Posteriors = Callable[[np.ndarray], StreamPosteriors]
 
 
 def folder_posteriors(folder: Path, fe: FrontendConfig, posteriors: Posteriors, progress: bool,
-                      desc: str, files: list[Path] | None = None) -> FolderPosteriors:
+                      desc: str, files: list[Path] | None = None, tail_s: float = 0.0) -> FolderPosteriors:
+    """`tail_s`: seconds of silence (zeros) appended to each file before streaming (`--tail`)."""
     units, names, samples = [], [], 0
     scale, integer = 1.0, False
+    tail = np.zeros(int(round(tail_s * fe.sample_rate)), np.int16)
     for path in tqdm(files or folder_audio(folder), desc=desc, unit="file", disable=not progress, leave=False):
-        pcm = load_wav(path, fe.sample_rate)
+        pcm = np.concatenate([load_wav(path, fe.sample_rate), tail])
         feats = StreamingFrontend(fe).process(pcm)
         post = posteriors(feats)
         units.append(post.units)
@@ -135,7 +137,9 @@ def best_within(points: list[dict[str, Any]], target: float) -> dict[str, Any] |
 
 
 def evaluate(manifest: Manifest, positives: Path, negatives: Path, variant: str, keyword: str | None,
-             target: float, progress: bool, posteriors: Posteriors | None = None) -> dict[str, Any]:
+             target: float, progress: bool, posteriors: Posteriors | None = None, tail_s: float = 0.0) -> dict[str, Any]:
+    """Recall on `positives` (each file followed by `tail_s` seconds of silence), false alarms on `negatives`
+    (as they are), at the manifest's thresholds and over the sweep."""
     labels = manifest.labels
     keywords = keyword_labels(labels)
     if keyword is None:
@@ -149,13 +153,14 @@ def evaluate(manifest: Manifest, positives: Path, negatives: Path, variant: str,
     fe = manifest.frontend
     pos_files, neg_files = folder_audio(positives), folder_audio(negatives)  # both checked before any work
     run = posteriors or tflite_posteriors(manifest, variant)
-    pos = folder_posteriors(positives, fe, run, progress, "positives", pos_files)
+    pos = folder_posteriors(positives, fe, run, progress, "positives", pos_files, tail_s)
     neg = folder_posteriors(negatives, fe, run, progress, "negatives", neg_files)
     config = manifest.postprocess
     points = sweep(pos, neg, labels, config, fe, keyword)
     result = {
         "artifacts": str(manifest.root), "variant": variant, "keyword": keyword,
-        "positives": {"folder": str(positives), "files": len(pos.files), "seconds": round(pos.seconds, 1)},
+        "positives": {"folder": str(positives), "files": len(pos.files), "seconds": round(pos.seconds, 1),
+                      "tail_s": tail_s},
         "negatives": {"folder": str(negatives), "files": len(neg.files), "seconds": round(neg.seconds, 1)},
         "manifest_point": figures(pos, neg, labels, config, fe, keyword),
         "target_fa_per_hour": target,
@@ -174,8 +179,10 @@ def _pct(x: float) -> str:
 def text_lines(r: dict[str, Any]) -> list[str]:
     m, b = r["manifest_point"], r["best_within_target"]
     neg_h = r["negatives"]["seconds"] / 3600
+    tail = r["positives"].get("tail_s", 0.0)
     lines = [
-        f"{r['artifacts']} ({r['variant']}), keyword {r['keyword']!r}: {r['positives']['files']} positive files, "
+        f"{r['artifacts']} ({r['variant']}), keyword {r['keyword']!r}: {r['positives']['files']} positive files"
+        f"{f' (each followed by {tail:g} s of silence)' if tail else ''}, "
         f"{r['negatives']['files']} negative files ({neg_h:.2f} h; one false alarm = {1 / neg_h:.2f} FA/h)",
         f"  at the manifest threshold {m['threshold']:.4f}: recall {_pct(m['recall'])} ({m['detected']}/{m['positives']}), "
         f"{m['false_alarms']} false alarms = {m['fa_per_hour']:.1f} FA/h",
@@ -198,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positives", type=Path, required=True, help="folder of recordings of the keyword (WAV/FLAC/Ogg)")
     p.add_argument("--negatives", type=Path, required=True, help="folder of audio without the keyword")
     p.add_argument("--keyword", default=None, help="which keyword the positives hold (default: the model's only one)")
+    p.add_argument("--tail", type=finite_number(0), default=0.0, metavar="SECONDS",
+                   help="silence appended to each positive file (default 0): for cut-outs that end where the word "
+                        "ends, such as Speech Commands' 1-s clips, since a device keeps listening after the word "
+                        "and the detector's window needs those frames")
     p.add_argument("--variant", default="int8", help="exported variant (default int8)")
     p.add_argument("--target-fa-per-hour", type=finite_number(0), default=DEFAULT_TARGET_FA_PER_HOUR, metavar="X",
                    help=f"for the best-threshold line (default {DEFAULT_TARGET_FA_PER_HOUR:g})")
@@ -211,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         for art in args.artifacts:
             r = evaluate(load_manifest(art), args.positives, args.negatives, args.variant, args.keyword,
-                         args.target_fa_per_hour, progress=not (args.quiet or args.json))
+                         args.target_fa_per_hour, progress=not (args.quiet or args.json), tail_s=args.tail)
             print(json.dumps(r) if args.json else "\n".join(text_lines(r)), flush=True)
         return 0
 

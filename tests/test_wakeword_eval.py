@@ -79,6 +79,29 @@ def test_figures_equal_the_runtime_events(artifacts: Path, folders: tuple[Path, 
         assert best["fa_per_hour"] <= 1.0 and all(p["recall"] <= best["recall"] for p in r["sweep"] if p["fa_per_hour"] <= 1.0)
 
 
+def test_tail_streams_silence_after_each_positive(artifacts: Path, folders: tuple[Path, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`--tail S` is the same as streaming each positive file with S seconds of zeros appended (the runtime on
+    padded copies), and it touches only the positives."""
+    pos, neg = folders
+    m = load_manifest(artifacts)
+    padded = tmp_path / "padded"
+    padded.mkdir()
+    for path in wakeword.folder_audio(pos):
+        write_wav(padded / path.name, np.concatenate([load_wav(path, 16000), np.zeros(12000, np.int16)]), 16000)
+    r = wakeword.evaluate(m, pos, neg, "int8", "yes", 1.0, progress=False, tail_s=0.75)
+    plain = wakeword.evaluate(m, pos, neg, "int8", "yes", 1.0, progress=False)
+    assert r["manifest_point"]["detected"] == sum("yes" in ev for ev in runtime_events(artifacts, padded))
+    assert r["positives"]["seconds"] == pytest.approx(plain["positives"]["seconds"] + 10 * 0.75, abs=0.1)
+    assert r["manifest_point"]["false_alarms"] == plain["manifest_point"]["false_alarms"]
+    assert export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg),
+                        "--keyword", "yes", "--tail", "0.75", "--quiet"]) == 0
+    assert "each followed by 0.75 s of silence" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg), "--tail", "-1"])
+    assert "--tail" in capsys.readouterr().err
+
+
 def test_cli_prints_text_and_json(artifacts: Path, folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     pos, neg = folders
     assert export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg),

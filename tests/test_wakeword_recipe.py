@@ -165,6 +165,30 @@ def test_real_negative_folders_merge_as_unknown(tmp_path: Path) -> None:
         load_dataset(Recipe.FOLDER, real, ("jarvis",))  # one folder alone must hold its keywords
 
 
+def test_negatives_only_folders_skip_the_keyword_folder(tmp_path: Path) -> None:
+    """Real speech beside a synthetic wake word that is itself a Speech Commands word ("marvin"): the real
+    "marvin" clips are neither keyword clips nor negatives, and every other word is `_unknown_`."""
+    wake = _sc_folder(tmp_path / "wake", {"marvin": 6, "apple": 3})
+    real = _sc_folder(tmp_path / "real", {"yes": 4, "marvin": 5, "cat": 2})
+    whole = load_dataset(Recipe.FOLDER, [wake, real], ("marvin",))
+    assert sum(c.label == "marvin" for c in whole.clips) == 6 + 5  # without the flag: real keyword clips
+    ds = load_dataset(Recipe.FOLDER, [wake, real], ("marvin",), negatives_only=[real])
+    assert ds.labels == [SILENCE, UNKNOWN, "marvin"]
+    assert sum(c.label == "marvin" for c in ds.clips) == 6 and all(wake in c.path.parents for c in ds.clips if c.label == "marvin")
+    assert not any(c.path.parent.name == "marvin" and real in c.path.parents for c in ds.clips)
+    assert sum(c.label == UNKNOWN for c in ds.clips if real in c.path.parents) == 4 + 2
+    # a path spelled differently names the same folder; a folder that is not among the roots is ignored
+    same = load_dataset(Recipe.FOLDER, [wake, real], ("marvin",), negatives_only=[tmp_path / "wake" / ".." / "real"])
+    assert len(same.clips) == len(ds.clips)
+    assert len(load_dataset(Recipe.FOLDER, [wake, real], ("marvin",), negatives_only=[tmp_path]).clips) == len(whole.clips)
+    # a Speech Commands evaluation reads the folder whole: there "marvin" is the keyword
+    sc = load_dataset(Recipe.SPEECH_COMMANDS, [real], ("marvin",), negatives_only=[real])
+    assert sum(c.label == "marvin" for c in sc.clips) == 5
+    only_keyword = _sc_folder(tmp_path / "only", {"marvin": 2})
+    with pytest.raises(UserError, match="nothing but keyword folders"):
+        load_dataset(Recipe.FOLDER, [wake, only_keyword], ("marvin",), negatives_only=[only_keyword])
+
+
 def test_view_clips_caps_unknown_per_view_and_keeps_every_keyword() -> None:
     labels = [SILENCE, UNKNOWN, "jarvis"]
     items = [(np.zeros(1, np.int16), 1)] * 50 + [(np.zeros(1, np.int16), 2)] * 7
@@ -273,6 +297,27 @@ def test_automatic_real_negatives(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert real_negative_dirs([str(sc)], ("jarvis",)) == [sc]
     with pytest.raises(UserError, match="not a folder"):
         real_negative_dirs([str(tmp_path / "nope")], ("jarvis",))
-    # the real folders hold the keyword itself: no automatic negatives (they would be real keyword clips)
-    assert real_negative_dirs(["auto"], ("cat",)) == []
-    assert "hold recordings of cat" in capsys.readouterr().err
+    # the real folders hold the keyword itself: still negatives, their "cat" folder skipped at loading
+    # (test_negatives_only_folders_skip_the_keyword_folder), and the user is told
+    capsys.readouterr()
+    assert real_negative_dirs(["auto"], ("cat",)) == [sc]
+    assert "hold real recordings of cat: those word folders are skipped" in capsys.readouterr().err
+
+
+def test_the_run_records_its_negatives_only_folders_for_the_export(tmp_path: Path) -> None:
+    """Training and export load the same data: the run's config records `negative_data`, and the export's
+    `run_dataset` (threshold calibration, report) skips the same keyword folders."""
+    from types import SimpleNamespace
+
+    from export.pipeline import run_dataset
+    from train.config import TrainConfig
+
+    wake = _sc_folder(tmp_path / "wake", {"marvin": 6, "apple": 3})
+    real = _sc_folder(tmp_path / "real", {"yes": 4, "marvin": 5})
+    cfg = TrainConfig(recipe=Recipe.FOLDER, data=(str(wake), str(real)), keywords=("marvin",), negative_data=(str(real),))
+    meta = cfg.to_dict()
+    assert meta["negative_data"] == [str(real)]
+    ds = run_dataset(SimpleNamespace(meta={"train_config": meta}))
+    assert sum(c.label == "marvin" for c in ds.clips) == 6
+    older = {k: v for k, v in meta.items() if k != "negative_data"}  # a run from before the field: every folder whole
+    assert sum(c.label == "marvin" for c in run_dataset(SimpleNamespace(meta={"train_config": older})).clips) == 11

@@ -280,7 +280,8 @@ def synthetic_unknowns_dir(keywords: tuple[str, ...], per_word: int, engines: tu
 
 def real_negative_dirs(values: list[str], keywords: tuple[str, ...]) -> list[Path]:
     """`--negative-data`: 'none', explicit folders, or 'auto': every Speech Commands folder in KWS_DATA_DIR
-    (the entries themselves or their sub-folders)."""
+    (the entries themselves or their sub-folders). They give negative speech only: a word folder named as a
+    keyword is skipped when the data is loaded (`TrainConfig.negative_data`)."""
     from edge.datasets import Recipe, auto_recipe
 
     if values == ["none"]:
@@ -297,10 +298,9 @@ def real_negative_dirs(values: list[str], keywords: tuple[str, ...]) -> list[Pat
         found += [c for c in candidates if c.is_dir() and auto_recipe(c) is Recipe.SPEECH_COMMANDS and c not in found]
     holding = sorted({k for d in found for k in keywords if (d / k).is_dir()})
     if holding:
-        print(f"note: the Speech Commands folders in KWS_DATA_DIR hold recordings of {', '.join(holding)}: no automatic "
-              "real negatives (they would add real keyword clips; train on them with --recipe speech_commands or "
-              "folder, or name negative folders with --negative-data)", file=sys.stderr)
-        return []
+        print(f"note: the Speech Commands folders in KWS_DATA_DIR hold real recordings of {', '.join(holding)}: "
+              "those word folders are skipped (negative speech only; they stay free for measuring, e.g. "
+              "python -m export wakeword ART --positives DIR)", file=sys.stderr)
     if not found:
         print("note: no real negative speech found (no Speech Commands folder in KWS_DATA_DIR): the wake word "
               "learns from synthetic negatives only and will fire more often on real speech", file=sys.stderr)
@@ -436,7 +436,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     window = (WAKE_WINDOW if wake_word else post.window) if args.window is None else args.window
     if window < 1:
         raise UserError("--window must be at least 1 frame")
-    negatives = [str(r) for r in roots[1:]] if synthetic and not args.data else []
+    negatives = [str(r) for r in negative_roots(args, roots)]
     heldout = () if args.train_on_negatives else tuple(negatives)
     unknown_cap = (UNKNOWN_PER_VIEW if negatives and not heldout else 0) if args.unknown_per_view is None else args.unknown_per_view
     if unknown_cap < 0:
@@ -444,7 +444,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet)
     cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=epochs,
                       batch=args.batch, lr=lr, oversample=args.oversample, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
-                      unknown_per_view=unknown_cap, heldout_data=heldout,
+                      unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
@@ -458,13 +458,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def negative_roots(args: argparse.Namespace, roots: list[Path]) -> list[Path]:
+    """The folders of `resolve_data`'s roots that give negative speech only: the real negatives after the
+    synthetic folder of a synthetic recipe without --data."""
+    return roots[1:] if args.recipe == "synthetic" and not args.data else []
+
+
 def cmd_data_info(args: argparse.Namespace) -> int:
     from edge.datasets import load_parts
     from edge.datasets import load_dataset
 
     recipe, roots, kws = resolve_data(args)
-    parts = load_parts(recipe, roots, kws)
-    merged = load_dataset(recipe, roots, kws)
+    negatives = negative_roots(args, roots)
+    parts = load_parts(recipe, roots, kws, negatives)
+    merged = load_dataset(recipe, roots, kws, negatives)
     if len(roots) > 1:
         for r, ds in zip(roots, parts):
             _print_counts(f"{r} ({recipe})", ds, merged.labels)
@@ -500,7 +507,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         recipe_s, root, _ = resolve_data(args)
         recipe = Recipe(recipe_s)
     kws = tuple(l for l in run.labels if not l.startswith("_")) if recipe in (Recipe.SPEECH_COMMANDS, Recipe.FOLDER) else None
-    ds = load_dataset(recipe, root, kws)
+    ds = load_dataset(recipe, root, kws, recorded_data_dirs(run.meta["train_config"].get("negative_data")))
     split = "test" if recipe is Recipe.SC_TEST_SET else args.split
     pcm, truth, _ = evaluation_clips(ds, split, AudioCache(run.frontend.sample_rate), labels=run.labels)
     result = score_clips(clip_posteriors(run.model, clip_features(pcm, run.frontend)), truth, run.labels, run.postprocess)

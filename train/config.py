@@ -192,6 +192,10 @@ class TrainConfig:
     #: data folders (of `data`) never trained on: their validation clips still choose the epoch and, at export,
     #: the threshold (real negative speech beside a synthetic wake word; see `train.cli.real_negative_dirs`)
     heldout_data: tuple[str, ...] = ()
+    #: data folders (of `data`) that give negative speech only: their word folders named as a keyword are skipped
+    #: (`edge.datasets.load_folder`), so real Speech Commands "marvin" clips beside a synthetic "marvin" wake word
+    #: are neither trained on nor counted as negatives (see `train.cli.real_negative_dirs`)
+    negative_data: tuple[str, ...] = ()
     #: a run folder whose weights start this training (transfer learning): every tensor whose name and shape
     #: match is copied (the recurrent layers and the feature normalisation; the head too when the labels are the
     #: same), the rest keeps its fresh initialisation
@@ -216,6 +220,7 @@ class TrainConfig:
         d["frontend"] = self.frontend.to_dict()
         d["keywords"] = list(self.keywords)
         d["data"] = [str(p) for p in recorded_data_dirs(self.data)]
+        d["negative_data"] = [str(p) for p in recorded_data_dirs(self.negative_data)]
         d["stream"]["gap_s"] = list(self.stream.gap_s)
         d["stream"]["speed"] = list(self.stream.speed)
         d["stream"]["rt60_s"] = list(self.stream.rt60_s)

@@ -319,7 +319,8 @@ def normalisation(view: StreamView) -> tuple[torch.Tensor, torch.Tensor]:
 def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Dataset | None = None) -> dict[str, Any]:
     set_determinism(cfg.seed, cfg.threads)
     started = time.time()
-    dataset = dataset or load_dataset(cfg.recipe, recorded_data_dirs(cfg.data), cfg.keywords or None)
+    dataset = dataset or load_dataset(cfg.recipe, recorded_data_dirs(cfg.data), cfg.keywords or None,
+                                      recorded_data_dirs(cfg.negative_data))
     try:
         cfg.postprocess.check_labels(dataset.labels)
     except ValueError as exc:
