@@ -97,9 +97,9 @@ def test_tail_streams_silence_after_each_positive(artifacts: Path, folders: tupl
     assert export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg),
                         "--keyword", "yes", "--tail", "0.75", "--quiet"]) == 0
     assert "each followed by 0.75 s of silence" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg), "--tail", "-1"])
-    assert "--tail" in capsys.readouterr().err
+    assert export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg),
+                        "--tail", "-1"]) == 2  # a user error: one line, exit 2
+    assert "--tail must be a finite number of at least 0" in capsys.readouterr().err
 
 
 def test_cli_prints_text_and_json(artifacts: Path, folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
