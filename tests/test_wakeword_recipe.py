@@ -302,6 +302,11 @@ def test_automatic_real_negatives(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     capsys.readouterr()
     assert real_negative_dirs(["auto"], ("cat",)) == [sc]
     assert "hold real recordings of cat: those word folders are skipped" in capsys.readouterr().err
+    # several keywords, some of them in the folders: no automatic negatives (measured: they drown the keywords'
+    # validation clips and clip-accuracy selection keeps a model that answers _unknown_); named folders still go
+    assert real_negative_dirs(["auto"], ("cat", "jarvis")) == []
+    assert "no automatic real negatives for several keywords" in capsys.readouterr().err
+    assert real_negative_dirs([str(sc)], ("cat", "jarvis")) == [sc]
 
 
 def test_the_run_records_its_negatives_only_folders_for_the_export(tmp_path: Path) -> None:
