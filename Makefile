@@ -34,7 +34,7 @@ ESPHOME_OUT ?= $(OUT)/esphome
 
 export KWS_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: setup flite export esphome train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
+.PHONY: setup voices export esphome train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -43,7 +43,8 @@ help:
 # The front end as a shared library for the Python runtimes (firmware/firmware.mk: frontend-lib); without a C
 # compiler the pymicro-features wheel is used, which on x86 gives the same features.
 setup: $(STAMP)
-	@command -v flite >/dev/null || $(MAKE) --no-print-directory -s flite
+	@(command -v flite && command -v festival && test -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts) >/dev/null \
+	  || $(MAKE) --no-print-directory -s voices
 	@if command -v $(CC) >/dev/null; then $(MAKE) --no-print-directory -s frontend-lib; \
 	else echo "note: no C compiler ($(CC)): the front end comes from the pymicro-features wheel"; fi
 
@@ -54,14 +55,16 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# flite, one of the synthetic recipe's voice engines (a Debian package): installed when we are root with apt-get,
-# else the recipe goes on without it and says so
-flite:
+# flite and Festival's HTS voice, synthetic-recipe voice engines (Debian packages): installed when we are root with
+# apt-get, else the recipe goes on without them and says so
+VOICE_PACKAGES := flite festival festvox-us-slt-hts
+voices:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing flite (synthetic voices)"; \
-	  (apt-get install -y -qq flite >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq flite >/dev/null 2>&1)) \
-	  || echo "note: could not install flite; the synthetic recipe uses the other voices"; \
-	else echo "note: flite not installed (sudo apt-get install flite); the synthetic recipe uses the other voices"; fi
+	  echo "installing $(VOICE_PACKAGES) (synthetic voices)"; \
+	  (apt-get install -y -qq --no-install-recommends $(VOICE_PACKAGES) >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq --no-install-recommends $(VOICE_PACKAGES) >/dev/null 2>&1)) \
+	  || echo "note: could not install $(VOICE_PACKAGES); the synthetic recipe uses the other voices"; \
+	else echo "note: $(VOICE_PACKAGES) not installed (sudo apt-get install $(VOICE_PACKAGES)); the synthetic recipe uses the other voices"; fi
 
 DATA_FLAG := $(if $(DATA),--data $(DATA),) $(if $(KEYWORDS),--keywords $(KEYWORDS),)
 ARCH_FLAGS := $(if $(HIDDEN),--hidden $(HIDDEN),) $(if $(LAYERS),--layers $(LAYERS),)

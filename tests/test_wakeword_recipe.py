@@ -1,9 +1,10 @@
-"""The custom wake-word recipe: more synthetic voices (flite, Piper), carrier phrases, close negatives,
+"""The custom wake-word recipe: more synthetic voices (flite, Piper, Festival), carrier phrases, close negatives,
 room and microphone acoustics, real negative speech merged in, and the per-view `_unknown_` draw."""
 
 from __future__ import annotations
 
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from edge.datasets import SILENCE, UNKNOWN, Recipe, load_dataset
 from edge.errors import UserError
 from train import synth, voices
 from train.streams import StreamConfig, acoustics, channel_colouring, room_response
+from train.synth.render import speak
 from train.trainer import view_clips
 from train.wordlist import COMMON_WORDS, close_negatives, fragments
 
@@ -60,11 +62,49 @@ def test_piper_voice_speaks_and_follows_length_scale() -> None:
     assert len(slow) > 1.3 * len(fast)
 
 
+def test_festival_voice_speaks_follows_rate_and_warps_into_higher_voices() -> None:
+    need(voices.festival_available(), "festival / festvox-us-slt-hts not installed (apt-get install festival festvox-us-slt-hts)")
+    slow, rate = voices.festival_native("jarvis", "slt_hts", 1.5)
+    fast, _ = voices.festival_native("jarvis", "slt_hts", 0.8)
+    assert rate == 32000 and slow.dtype == np.int16 and rms(fast) > 300
+    assert len(slow) > 1.4 * len(fast)  # hts_engine's speech rate is 1 / duration_stretch
+    again, _ = voices.festival_native("jarvis", "slt_hts", 0.8)
+    assert np.array_equal(fast, again)  # Festival is deterministic
+    quoted, _ = voices.festival_native('say "hello\\ there"', "slt_hts", 1.0)  # quotes reach Scheme escaped
+    assert len(quoted) > len(fast)
+    # the warps are the speakers: the lowest and highest warp of one clip differ in pitch by their ratio (1.42)
+    config = synth.SynthConfig(engines=("festival",), engine_weights=(1.0,))
+    plan = _plans(config, 1)[0]
+    low, high = (speak(replace(plan, speaker=synth.Speaker("slt_hts", "", w, "festival")), 175)
+                 for w in (min(voices.FESTIVAL_WARPS), max(voices.FESTIVAL_WARPS)))
+    ratio = dominant_f0(high) / dominant_f0(low)
+    # autocorrelation F0 on 100 ms of synthetic speech: within 10 % of the warp ratio
+    assert abs(ratio / (max(voices.FESTIVAL_WARPS) / min(voices.FESTIVAL_WARPS)) - 1) < 0.1, ratio
+
+
+def test_festival_is_used_only_when_named() -> None:
+    """`--synth-engines auto` keeps the measured default (espeak-ng, flite, Piper where installed); Festival
+    joins only when named, and naming a missing engine is an error, not a silent drop."""
+    from train.cli import synth_engines
+
+    installed = {e for e, why in voices.available_engines().items() if why is None}
+    assert synth_engines("auto") == tuple(e for e in ("espeak", "flite", "piper") if e in installed)
+    if "festival" in installed:
+        assert synth_engines("espeak,festival") == ("espeak", "festival")
+    else:
+        with pytest.raises(UserError, match="festival"):
+            synth_engines("espeak,festival")
+    with pytest.raises(UserError, match="unknown engines"):
+        synth_engines("espeak,sam")
+
+
 def test_unknown_voices_are_user_errors() -> None:
     with pytest.raises(UserError, match="unknown flite voice"):
         voices.flite_native("x", "nobody", 1.0, 100)
     with pytest.raises(UserError, match="unknown Piper voice"):
         voices.piper_native("x", "nobody", 1.0, 0.5, 0.5)
+    with pytest.raises(UserError, match="unknown Festival voice"):
+        voices.festival_native("x", "nobody", 1.0)
     with pytest.raises(UserError, match="unknown synthesis engines"):
         synth.SynthConfig(engines=("espeak", "sam")).validate()
 
@@ -78,8 +118,9 @@ def _plans(config: synth.SynthConfig, n: int = 200) -> list[synth.ClipPlan]:
 
 def test_every_engine_has_training_speakers_and_its_share_of_clips() -> None:
     engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
-    need(len(engines) == 3, f"needs flite and piper installed (have {engines})")
-    config = synth.SynthConfig(engines=engines, engine_weights=(0.4, 0.25, 0.35))
+    need(len(engines) == 4, f"needs flite, piper and festival installed (have {engines})")
+    weights = (0.4, 0.25, 0.35, 0.2)
+    config = synth.SynthConfig(engines=engines, engine_weights=weights)
     speakers = synth.speaker_pool(config)
     split_of = synth.assign_speaker_splits(speakers, config, 0)
     for engine in engines:
@@ -87,8 +128,9 @@ def test_every_engine_has_training_speakers_and_its_share_of_clips() -> None:
         assert "train" in splits, engine
     plans = [p for p in _plans(config, 600) if p.split == "train"]
     share = {e: np.mean([p.speaker.engine == e for p in plans]) for e in engines}
-    # 480 draws: a share within +-0.08 of its weight fails with probability < 1e-4 (binomial, 4.2 sigma)
-    assert abs(share["espeak"] - 0.4) < 0.08 and abs(share["flite"] - 0.25) < 0.08 and abs(share["piper"] - 0.35) < 0.08
+    # 480 draws: a share within +-0.08 of its normalised weight fails with probability < 1e-4 (binomial, >= 3.9 sigma)
+    for engine, w in zip(engines, weights):
+        assert abs(share[engine] - w / sum(weights)) < 0.08, (engine, share)
     ids = [s.speaker_id for s in speakers]
     assert len(set(ids)) == len(ids)
 
@@ -113,8 +155,8 @@ def test_carrier_phrases_end_with_the_keyword_and_fit_the_clip() -> None:
 
 def test_dataset_with_all_engines_is_valid(tmp_path: Path) -> None:
     engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
-    need(len(engines) == 3, f"needs flite and piper installed (have {engines})")
-    config = synth.SynthConfig(engines=engines, engine_weights=(1, 1, 1), carrier_share=0.5, noise_seconds=2)
+    need(len(engines) == 4, f"needs flite, piper and festival installed (have {engines})")
+    config = synth.SynthConfig(engines=engines, engine_weights=(1, 1, 1, 1), carrier_share=0.5, noise_seconds=2)
     s = synth.generate_dataset(tmp_path / "d", ["jarvis"], ["apple"], n_per_word=30, n_per_negative=6,
                                config=config, progress=False)
     assert s.clips == 36

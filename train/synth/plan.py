@@ -18,7 +18,7 @@ from train.synth.settings import (DEFAULT_NEGATIVES, ENGINES, SENTENCE_FOLDER, S
 @dataclass(frozen=True)
 class Speaker:
     """One synthetic speaker. espeak: voice + variant + base pitch (0-100); flite: voice + mean F0 in Hz;
-    piper: voice + warp in percent (see `train.voices`)."""
+    piper and festival: voice + warp in percent (see `train.voices`)."""
 
     voice: str
     variant: str
@@ -46,7 +46,7 @@ def usable_engines(config: SynthConfig) -> list[str]:
 
 def speaker_pool(config: SynthConfig) -> list[Speaker]:
     """espeak: every voice x available variant x base pitch (variants missing from the shipped data are
-    skipped); flite: every voice x its F0 settings; piper: every voice x warp. Only usable engines."""
+    skipped); flite: every voice x its F0 settings; piper and festival: every voice x warp. Only usable engines."""
     engines = usable_engines(config)
     out: list[Speaker] = []
     if "espeak" in engines:
@@ -59,6 +59,8 @@ def speaker_pool(config: SynthConfig) -> list[Speaker]:
         out += [Speaker(v, "", f0, "flite") for v in voices.FLITE_VOICES for f0 in voices.FLITE_F0[v]]
     if "piper" in engines:
         out += [Speaker(v, "", w, "piper") for v in voices.PIPER_VOICES for w in voices.PIPER_WARPS]
+    if "festival" in engines:
+        out += [Speaker(v, "", w, "festival") for v in voices.FESTIVAL_VOICES for w in voices.FESTIVAL_WARPS]
     if not out:
         raise SynthError(f"none of the synthesis engines {', '.join(config.engines)} is installed")
     return out

@@ -39,8 +39,8 @@ def fit_to_clip(x: np.ndarray, rng: np.random.Generator, length: int = CLIP_SAMP
 
 
 def speak(plan: ClipPlan, rate_wpm: int) -> np.ndarray:
-    """The plan's text by its speaker's engine at `rate_wpm` (flite/piper: as a tempo relative to 175 wpm),
-    float64 at 16 kHz."""
+    """The plan's text by its speaker's engine at `rate_wpm` (flite/piper/festival: as a tempo relative to
+    175 wpm), float64 at 16 kHz."""
     text, spk = plan.text or plan.word, plan.speaker
     if spk.engine == "espeak":
         return synthesize(text, spk.espeak_voice, rate_wpm, plan.pitch, plan.pitch_range, seed=plan.seed).astype(np.float64)
@@ -49,8 +49,11 @@ def speak(plan: ClipPlan, rate_wpm: int) -> np.ndarray:
         f0 = spk.pitch + (plan.pitch - 50) * spk.pitch // 100  # the clip's pitch jitter, in percent of the speaker's F0
         audio, rate = voices.flite_native(text, spk.voice, tempo, f0)
         return resample(audio.astype(np.float64), rate, TARGET_RATE)
-    rng = np.random.default_rng([plan.seed, 2])
-    audio, rate = voices.piper_native(text, spk.voice, tempo, float(rng.uniform(0.4, 0.9)), float(rng.uniform(0.5, 1.0)))
+    if spk.engine == "festival":
+        audio, rate = voices.festival_native(text, spk.voice, tempo)
+    else:
+        rng = np.random.default_rng([plan.seed, 2])
+        audio, rate = voices.piper_native(text, spk.voice, tempo, float(rng.uniform(0.4, 0.9)), float(rng.uniform(0.5, 1.0)))
     # played warp/100 times faster: pitch, formants and tempo move together (a different vocal tract)
     return resample(audio.astype(np.float64), rate * spk.pitch // 100, TARGET_RATE)
 
