@@ -119,8 +119,8 @@ def artifacts(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def jordan_run(sc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small Jordan network (two tanh layers of 32 units, the posterior fed back into the first), the depth of
-    the README's Jordan row that passes every gate (default seed), trained for a few epochs on the real Speech Commands subset
-    (about 45 s). One torch thread: its per-frame loop is many small operations that a second thread only slows
+    the README's Jordan row, with the default penalty on its feedback loop's gain), trained for a few epochs on the
+    real Speech Commands subset (about a minute). One torch thread: its per-frame loop is many small operations that a second thread only slows
     down on this shared 2-core machine."""
     from train.models import Cell, ModelConfig
     from train.trainer import TrainConfig, train

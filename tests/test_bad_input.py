@@ -350,6 +350,10 @@ def test_jordan_usage_errors_are_one_line(tmp_path: Path) -> None:
     _one_line_error(_run("train", "--model", "jordan", "--bidirectional", *common),
                     "a Jordan network feeds back its own previous output and cannot be bidirectional")
     _one_line_error(_run("train", "--model", "jordan", "--layers", "4", *common), "layers must be 1..3")
+    _one_line_error(_run("train", "--model", "gru", "--loop-penalty", "1", *common),
+                    "--loop-penalty is a Jordan network's option")
+    _one_line_error(_run("train", "--model", "jordan", "--loop-penalty", "-1", *common),
+                    "--loop-penalty and --loop-gain-bound must be >= 0")
     unknown = _run("train", "--model", "elman", *common)
     _one_line_error(unknown, "unknown model")
     assert "gru, lstm, rnn, jordan" in unknown.stderr

@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--feedback-levels", type=int, default=defaults.model.feedback_levels, metavar="N",
                    help="Jordan network: train on the fed-back posterior rounded to N levels (256 = the int8 grid; "
                         f"0 = exact; default {defaults.model.feedback_levels})")
+    t.add_argument("--loop-penalty", type=float, default=None, metavar="W",
+                   help="Jordan network: weight of the penalty on the feedback loop's gain above --loop-gain-bound "
+                        f"(0 = off; default {defaults.loop_penalty:g})")
+    t.add_argument("--loop-gain-bound", type=float, default=defaults.loop_gain_bound, metavar="G",
+                   help=f"Jordan network: the loop gain left free of the penalty (default {defaults.loop_gain_bound:g})")
     t.add_argument("--bidirectional", action="store_true", help="offline scoring only; cannot be exported")
     t.add_argument("--objective", default=defaults.stream.objective.value, choices=tuple(o.value for o in Objective),
                    help="frame: a target per frame of long streams; clip: one label per clip (many-to-one); default "
@@ -430,6 +435,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     lr = cell.default_lr if args.lr is None else args.lr
     if lr <= 0:
         raise UserError("--lr must be positive")
+    if args.loop_penalty is not None and cell is not Cell.JORDAN:
+        raise UserError("--loop-penalty is a Jordan network's option (--model jordan)")
+    loop_penalty = TrainConfig().loop_penalty if args.loop_penalty is None else args.loop_penalty
+    if loop_penalty < 0 or args.loop_gain_bound < 0:
+        raise UserError("--loop-penalty and --loop-gain-bound must be >= 0")
     # Only once every argument checked out: a typo must not cost (or, with --force, delete) a run folder.
     if args.out.exists() and any(args.out.iterdir()):
         if not args.force:
@@ -458,6 +468,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       batch=args.batch, lr=lr, oversample=args.oversample, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection,
+                      loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
                                           reverb_prob=acoustics, colour_prob=acoustics,

@@ -15,6 +15,8 @@ num_classes]: the softmax posterior of the previous frame, which is what it feed
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Mapping
 
 import torch
@@ -92,7 +94,8 @@ class RecurrentKWS(nn.Module):
             state = self.initial_state(features.shape[0])
         x = self._prepare(features)
         if self.config.cell is Cell.JORDAN:
-            return self._jordan_forward(x, state[0][0])
+            logits, new_jordan_state, _ = self._jordan_forward(x, state[0][0])
+            return logits, new_jordan_state
         if self.config.cell is Cell.LSTM:
             y, (h, c) = self.rnn(x, (state[0], state[1]))
             new_state: State = (h, c)
@@ -101,25 +104,49 @@ class RecurrentKWS(nn.Module):
             new_state = (h,)
         return self.head(y), new_state
 
-    def _jordan_forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, State]:
+    def _jordan_forward(self, x: torch.Tensor, y: torch.Tensor,
+                        probe: torch.Generator | None = None) -> tuple[torch.Tensor, State, torch.Tensor | None]:
         """The Jordan recurrence over [B,T,.] from the posterior `y` [B,C]: layer 0's input side for every frame
-        in one matrix product, then a loop over time for what depends on the previous frame."""
+        in one matrix product, then a loop over time for what depends on the previous frame. With `probe`, also
+        the loop gain per frame [B,T] (see `forward_with_loop_gain`)."""
         layers = self.rnn
         assert isinstance(layers, JordanLayers)
         if x.shape[1] == 0:
             raise ValueError("a sequence needs at least one frame")
         x_side = layers.inputs[0](x)
-        frames = []
+        frames, gains = [], []
         for t in range(x.shape[1]):
             h = torch.tanh(x_side[:, t] + layers.feedback(y))
+            dh = None
+            if probe is not None:  # forward-mode derivative along a random unit direction v of y_{t-1}
+                v = torch.randn(y.shape, generator=probe)
+                dh = (1 - h * h) * layers.feedback(v / v.norm(dim=-1, keepdim=True))
             for layer in layers.inputs[1:]:
                 h = torch.tanh(layer(h))
+                if dh is not None:
+                    dh = (1 - h * h) * _fc(dh, layer.weight)
             logits = self.head(h)
             y = torch.softmax(logits, dim=-1)
+            if dh is not None:
+                dl = _fc(dh, self.head.weight)
+                dy = y * (dl - (y * dl).sum(-1, keepdim=True))
+                gains.append(dy.norm(dim=-1) * math.sqrt(y.shape[-1]))
             if self.training and self.config.feedback_levels:
                 y = on_grid(y, self.config.feedback_levels)
             frames.append(logits)
-        return torch.stack(frames, dim=1), (y[None],)
+        return torch.stack(frames, dim=1), (y[None],), (torch.stack(gains, dim=1) if gains else None)
+
+    def forward_with_loop_gain(self, features: torch.Tensor, state: State,
+                               probe: torch.Generator) -> tuple[torch.Tensor, State, torch.Tensor]:
+        """Jordan network: `forward`, plus per frame [B,T] the feedback loop's gain |J v| sqrt(C), J = dy_t /
+        dy_{t-1} (C x C, through the hidden layers and the softmax) and v a random unit vector: its square is an
+        unbiased estimate of |J|_F^2, which bounds the spectral norm. Where the gain exceeds 1 the loop amplifies
+        a small difference in the fed-back posterior (int8 rounding) from frame to frame."""
+        if self.config.cell is not Cell.JORDAN:
+            raise ValueError("the loop gain is a Jordan network's")
+        logits, new_state, gains = self._jordan_forward(self._prepare(features), state[0][0], probe)
+        assert gains is not None
+        return logits, new_state, gains
 
     # ----------------------------------------------------------------- streaming form
     def layer_weights(self, layer: int) -> dict[str, torch.Tensor]:

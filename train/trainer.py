@@ -240,6 +240,8 @@ def train_epoch(
     state = model.initial_state(view.features.shape[0])
     loss_fn = nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE)
     losses, correct, counted, norms = [], 0, 0, []
+    probe = (torch.Generator().manual_seed(int(rng.integers(2**63)))  # the loop-gain directions (Jordan network)
+             if model.config.cell is Cell.JORDAN and cfg.loop_penalty > 0 else None)
     bar = tqdm(range(n_chunks), desc=desc, unit="chunk", disable=not progress, leave=False)
     for j in bar:
         keep = torch.from_numpy(~view.resets[:, j]).float()[None, :, None]
@@ -249,7 +251,7 @@ def train_epoch(
         if (y == IGNORE).all():
             continue
         x = spec_augment(x, model.feat_mean, rng, cfg.spec_time_mask, cfg.spec_freq_mask)
-        logits, state, penalty = _forward_with_state_penalty(model, x, state, cfg)
+        logits, state, penalty = _forward_with_state_penalty(model, x, state, cfg, probe)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)) + penalty
         opt.zero_grad()
         loss.backward()
@@ -266,10 +268,15 @@ def train_epoch(
 
 
 def _forward_with_state_penalty(
-    model: RecurrentKWS, x: torch.Tensor, state: tuple[torch.Tensor, ...], cfg: TrainConfig
+    model: RecurrentKWS, x: torch.Tensor, state: tuple[torch.Tensor, ...], cfg: TrainConfig,
+    probe: torch.Generator | None
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
-    """`model(x, state)`; for cells with an unbounded state, in pieces so the penalty sees it often."""
+    """`model(x, state)`; for cells with an unbounded state, in pieces so the penalty sees it often; for a
+    Jordan network with `loop_penalty`, with the penalty on its loop gain."""
     zero = torch.zeros(())
+    if probe is not None:
+        logits, state, gains = model.forward_with_loop_gain(x, state, probe)
+        return logits, state, cfg.loop_penalty * torch.relu(gains - cfg.loop_gain_bound).pow(2).mean()
     if model.config.cell is not Cell.LSTM or cfg.state_penalty <= 0:
         logits, state = model(x, state)
         return logits, state, zero
