@@ -221,6 +221,14 @@ def test_gradient_clipping_is_active_and_state_is_carried(cell: Cell, monkeypatc
         return original(x, state)
 
     monkeypatch.setattr(m, "forward", spy)
+    if cell is Cell.JORDAN:  # trained with the default loop penalty: the forward pass that also gives the loop gain
+        probed = m.forward_with_loop_gain
+
+        def probed_spy(x, state, probe):
+            seen_states.append([s.clone() for s in state])
+            return probed(x, state, probe)
+
+        monkeypatch.setattr(m, "forward_with_loop_gain", probed_spy)
     cfg = TrainConfig(clip_norm=0.5, spec_time_mask=0, spec_freq_mask=0)
     opt = torch.optim.SGD(m.parameters(), lr=0.0)  # lr 0: observe without changing the model
     _, _, norms = train_epoch(m, v, opt, torch.ones(3), cfg, np.random.default_rng(0), False, "t")

@@ -269,10 +269,10 @@ def train_epoch(
 
 def _forward_with_state_penalty(
     model: RecurrentKWS, x: torch.Tensor, state: tuple[torch.Tensor, ...], cfg: TrainConfig,
-    probe: torch.Generator | None
+    probe: torch.Generator | None = None
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
-    """`model(x, state)`; for cells with an unbounded state, in pieces so the penalty sees it often; for a
-    Jordan network with `loop_penalty`, with the penalty on its loop gain."""
+    """`model(x, state)`; for cells with an unbounded state, in pieces so the penalty sees it often; with `probe`
+    (a Jordan network with `loop_penalty`, as `train_epoch` passes it), the penalty on its loop gain."""
     zero = torch.zeros(())
     if probe is not None:
         logits, state, gains = model.forward_with_loop_gain(x, state, probe)
