@@ -16,7 +16,6 @@ num_classes]: the softmax posterior of the previous frame, which is what it feed
 from __future__ import annotations
 
 import math
-
 from typing import Any, Mapping
 
 import torch

@@ -14,7 +14,8 @@ a voice plus a fixed pitch setting, so that speaker-disjoint splits stay meaning
   diphones) are flite's kal or as robotic, so they are not used. Deterministic, like flite.
 
 An engine whose program or package is missing is left out of the voice pool with a note (see
-`available_engines`); `make setup` installs both (`apt-get install flite` in `.ci/run`, pip extras).
+`available_engines`); `make setup` installs them all (`make voices`: apt-get install flite festival
+festvox-us-slt-hts, as `.ci/run` does; Piper from the pip extras).
 """
 
 from __future__ import annotations
