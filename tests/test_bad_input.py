@@ -342,6 +342,9 @@ def test_train_data_errors_are_one_line(tmp_path: Path) -> None:
     _one_line_error(_run("train", "--recipe", "nope", "--data", str(tmp_path)), "unknown recipe")
     _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path / "none")), "does not exist")
     _one_line_error(_run("train", "--model", "transformer", "--recipe", "folder", "--data", str(tmp_path), "--out", str(tmp_path / "r")), "unknown model")
+    _one_line_error(_run("train", "--unknown-word-min", "-1", "--recipe", "folder", "--data", str(tmp_path),
+                         "--out", str(tmp_path / "r")), "--unknown-word-min must be >= 0")
+    assert not (tmp_path / "r").exists()
 
 
 def test_jordan_usage_errors_are_one_line(tmp_path: Path) -> None:

@@ -361,3 +361,22 @@ def test_oversample_repeats_only_scarce_keywords() -> None:
     # median keyword count 70 -> goal 42: `on` (20) is repeated to 3 x 20 = 60 >= 42; others are untouched
     assert counts == {0: 0, 1: 50, 2: 100, 3: 60, 4: 70}
     assert oversample_scarce(items, labels, 0.0) == items
+
+
+def test_oversample_unknown_words_repeats_rare_words_only() -> None:
+    from train.trainer import oversample_unknown_words
+
+    def clip(v: int) -> np.ndarray:
+        return np.full(4, v, np.int16)
+
+    # _unknown_ (1): "bed" 10 clips, "tree" 3, "dog" 1; keyword "yes" (2) 2 clips, never repeated
+    items = ([(clip(0), 1)] * 10 + [(clip(1), 1), (clip(2), 1), (clip(3), 1)] + [(clip(4), 1)]
+             + [(clip(5), 2)] * 2)
+    words = ["bed"] * 10 + ["tree"] * 3 + ["dog"] + ["yes"] * 2
+    out = oversample_unknown_words(items, words, 1, 5)
+    values = [int(c[0]) for c, _ in out]
+    # goal 5: tree's three distinct clips twice each (6 >= 5, whole repeats), dog's one clip 5 times
+    assert sorted(values) == sorted([0] * 10 + [1, 2, 3] * 2 + [4] * 5 + [5] * 2)
+    assert out[: len(items)] == items  # the originals first, in order
+    assert oversample_unknown_words(items, words, 1, 0) == items
+    assert oversample_unknown_words(items, words, None, 5) == items

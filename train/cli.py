@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--snr-db", default=snr_db, help=f"background noise SNR range in dB, LO,HI (default {snr_db})")
     t.add_argument("--oversample", type=float, default=defaults.oversample,
                    help="repeat scarce keyword classes up to this share of the median keyword count (0 = off)")
+    t.add_argument("--unknown-word-min", type=int, default=defaults.unknown_word_min, metavar="N",
+                   help="repeat the training clips of every _unknown_ word with fewer than N up to N (0 = off)")
+    t.add_argument("--unknown-whole-word", action=argparse.BooleanOptionalAction, default=None,
+                   help="label _unknown_ speech over the whole word, not only around its end as keywords are "
+                        "(default: on for the synthetic recipe, off otherwise)")
     t.add_argument("--views", type=int, default=defaults.views, help="cached augmented stream realisations")
     t.add_argument("--seed", type=int, default=defaults.seed)
     t.add_argument("--threads", type=int, default=defaults.threads,
@@ -430,6 +435,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--epochs and --patience must be at least 1")
     if not 0.0 <= args.oversample <= 1.0:
         raise UserError("--oversample must be between 0 and 1")
+    if args.unknown_word_min < 0:
+        raise UserError("--unknown-word-min must be >= 0")
     if args.init_from not in ("auto", "none") and not Path(args.init_from).is_dir():
         raise UserError(f"--init-from: {args.init_from} is not a run folder")
     lr = cell.default_lr if args.lr is None else args.lr
@@ -465,14 +472,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--unknown-per-view must be >= 0")
     init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet)
     cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=epochs,
-                      batch=args.batch, lr=lr, oversample=args.oversample, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
+                      batch=args.batch, lr=lr, oversample=args.oversample,
+                      unknown_word_min=args.unknown_word_min, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection,
                       loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
                                           reverb_prob=acoustics, colour_prob=acoustics,
-                                          unknown_whole_word=synthetic, tight_prob=SYNTH_TIGHT if synthetic else 0.0))
+                                          unknown_whole_word=synthetic if args.unknown_whole_word is None else args.unknown_whole_word,
+                                          tight_prob=SYNTH_TIGHT if synthetic else 0.0))
     metrics = train(cfg, args.out, progress=not args.quiet)
     test = metrics.get("test", metrics.get("validation", {}))
     print(f"run saved to {args.out}: test clip accuracy {test.get('accuracy', float('nan')):.4f} "

@@ -92,6 +92,23 @@ def oversample_scarce(items: list[tuple[np.ndarray, int]], labels: list[str], sh
     return out
 
 
+def oversample_unknown_words(items: list[tuple[np.ndarray, int]], words: list[str], unknown: int | None,
+                             minimum: int) -> list[tuple[np.ndarray, int]]:
+    """Repeat the clips of each `_unknown_` word (`words[i]` names item i's word) with fewer than `minimum`
+    clips, whole repeats, until it has at least `minimum`; 0 (or no `_unknown_` class) = off."""
+    if minimum <= 0 or unknown is None:
+        return items
+    by_word: dict[str, list[tuple[np.ndarray, int]]] = {}
+    for it, word in zip(items, words):
+        if it[1] == unknown:
+            by_word.setdefault(word, []).append(it)
+    out = list(items)
+    for clips in by_word.values():
+        if len(clips) < minimum:
+            out += clips * (int(np.ceil(minimum / len(clips))) - 1)
+    return out
+
+
 def view_clips(items: list[tuple[np.ndarray, int]], labels: list[str], cap: int, seed: int,
                exempt: set[int] | frozenset[int] = frozenset()) -> list[tuple[np.ndarray, int]]:
     """`items` with at most `cap` `_unknown_` clips, drawn per view seed (0 or fewer unknowns: all of them).
@@ -168,7 +185,10 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
     if not train_clips:
         raise UserError("the dataset has no training clips")
     it = tqdm(train_clips, desc="loading audio", unit="clip", disable=not progress, leave=False)
-    train = oversample_scarce([(cache.get(c.path), index[c.label]) for c in it], labels, cfg.oversample)
+    loaded = [(cache.get(c.path), index[c.label]) for c in it]
+    loaded = oversample_unknown_words(loaded, [c.path.parent.name for c in train_clips], index.get(UNKNOWN),
+                                      cfg.unknown_word_min)
+    train = oversample_scarce(loaded, labels, cfg.oversample)
     sentences = frozenset(i for i, c in enumerate(train_clips) if c.path.parent.name == SENTENCE_FOLDER)
     noise = [cache.get(p) for p in dataset.noise_files] or synthetic_noise(fe.sample_rate, 60.0, cfg.seed)
     eval_sets, standard_sets, wake = {}, {}, None
