@@ -18,14 +18,14 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
     cfg = TrainConfig()
     parsed = {"batch": args.batch, "patience": args.patience, "views": args.views, "seed": args.seed,
               "threads": args.threads, "oversample": args.oversample, "model.cell": args.model,
-              "loop_gain_bound": args.loop_gain_bound, "unknown_word_min": args.unknown_word_min,
+              "loop_gain_bound": args.loop_gain_bound,
               "model.size": args.size, "model.feedback_levels": args.feedback_levels,
               "model.bidirectional": args.bidirectional, "stream.objective": args.objective,
               "stream.snr_db": tuple(float(v) for v in args.snr_db.split(",")),
               "stream.bandlimit_prob": args.band_limit}
     expected = {"batch": cfg.batch, "patience": cfg.patience, "views": cfg.views, "seed": cfg.seed,
                 "threads": cfg.threads, "oversample": cfg.oversample, "model.cell": cfg.model.cell.value,
-                "loop_gain_bound": cfg.loop_gain_bound, "unknown_word_min": cfg.unknown_word_min,
+                "loop_gain_bound": cfg.loop_gain_bound,
                 "model.size": cfg.model.size.value, "model.feedback_levels": cfg.model.feedback_levels,
                 "model.bidirectional": cfg.model.bidirectional, "stream.objective": cfg.stream.objective.value,
                 "stream.snr_db": tuple(cfg.stream.snr_db), "stream.bandlimit_prob": cfg.stream.bandlimit_prob}
@@ -33,6 +33,13 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
     # options left unset (None) are resolved in `cmd_train`: from --size, the cell, the recipe
     assert args.hidden is args.layers is args.proj is args.epochs is args.lr is args.loop_penalty is None
     assert args.unknown_whole_word is None  # on for the synthetic recipe, off otherwise
+    assert args.unknown_word_min is None  # SC_UNKNOWN_WORD_MIN for speech_commands, TrainConfig's (off) otherwise
+    from train.cli import SC_UNKNOWN_WORD_MIN, resolve_unknown_word_min
+
+    parse = build_parser().parse_args
+    assert resolve_unknown_word_min(parse(["train", "--recipe", "speech_commands"])) == SC_UNKNOWN_WORD_MIN > 0
+    assert resolve_unknown_word_min(parse(["train", "--recipe", "synthetic"])) == cfg.unknown_word_min == 0
+    assert resolve_unknown_word_min(parse(["train", "--recipe", "speech_commands", "--unknown-word-min", "0"])) == 0
     # the default model is the default size's preset, trained for its epochs at its cell's learning rate
     assert {k: getattr(cfg.model, k) for k in cfg.model.size.preset} == cfg.model.size.preset
     assert (cfg.epochs, cfg.lr) == (cfg.model.size.default_epochs, cfg.model.cell.default_lr)
