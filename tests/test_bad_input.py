@@ -344,8 +344,6 @@ def test_train_data_errors_are_one_line(tmp_path: Path) -> None:
     _one_line_error(_run("train", "--model", "transformer", "--recipe", "folder", "--data", str(tmp_path), "--out", str(tmp_path / "r")), "unknown model")
     _one_line_error(_run("train", "--unknown-word-min", "-1", "--recipe", "folder", "--data", str(tmp_path),
                          "--out", str(tmp_path / "r")), "--unknown-word-min must be >= 0")
-    _one_line_error(_run("train", "--band-limit", "2", "--recipe", "folder", "--data", str(tmp_path),
-                         "--out", str(tmp_path / "r")), "--band-limit must be between 0 and 1")
     assert not (tmp_path / "r").exists()
 
 

@@ -267,21 +267,6 @@ def test_acoustics_keep_level_and_add_a_tail() -> None:
     assert acoustics(x, StreamConfig(), RATE, r1) is x and r1.random() == r2.random()
 
 
-def test_band_limit_removes_the_high_band_in_place() -> None:
-    from train.streams import band_limit
-
-    t = np.arange(RATE) / RATE
-    x = 8000 * (np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 6000 * t))
-    y = band_limit(x, RATE, 8000)
-    spec_x, spec_y = np.abs(np.fft.rfft(x)), np.abs(np.fft.rfft(y))  # 1 Hz bins
-    assert len(y) == len(x)
-    assert abs(spec_y[1000] / spec_x[1000] - 1) < 0.01  # the pass band kept within 1 %
-    assert spec_y[6000] / spec_x[6000] < 1e-4  # 6 kHz, above the new Nyquist (4 kHz), gone: < -80 dB
-    impulse = np.zeros(4000)
-    impulse[2000] = 1.0
-    assert int(np.argmax(np.abs(band_limit(impulse, RATE, 8000)))) == 2000  # no delay: labels stay aligned
-
-
 # --------------------------------------------------------------------------- running-speech negatives
 def test_sentences_are_three_seconds_of_common_words_without_the_keyword() -> None:
     config = synth.SynthConfig()

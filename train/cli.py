@@ -161,8 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--unknown-whole-word", action=argparse.BooleanOptionalAction, default=None,
                    help="label _unknown_ speech over the whole word, not only around its end as keywords are "
                         "(default: on for the synthetic recipe, off otherwise)")
-    t.add_argument("--band-limit", type=float, default=defaults.stream.bandlimit_prob, metavar="SHARE",
-                   help=f"share of training clips band-limited to {defaults.stream.bandlimit_rate // 2} Hz (0 = off)")
     t.add_argument("--views", type=int, default=defaults.views, help="cached augmented stream realisations")
     t.add_argument("--seed", type=int, default=defaults.seed)
     t.add_argument("--threads", type=int, default=defaults.threads,
@@ -443,8 +441,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--epochs and --patience must be at least 1")
     if not 0.0 <= args.oversample <= 1.0:
         raise UserError("--oversample must be between 0 and 1")
-    if not 0.0 <= args.band_limit <= 1.0:
-        raise UserError("--band-limit must be between 0 and 1")
     unknown_word_min = resolve_unknown_word_min(args)
     if args.init_from not in ("auto", "none") and not Path(args.init_from).is_dir():
         raise UserError(f"--init-from: {args.init_from} is not a run folder")
@@ -489,7 +485,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
                                           reverb_prob=acoustics, colour_prob=acoustics,
-                                          bandlimit_prob=args.band_limit,
                                           unknown_whole_word=synthetic if args.unknown_whole_word is None else args.unknown_whole_word,
                                           tight_prob=SYNTH_TIGHT if synthetic else 0.0))
     metrics = train(cfg, args.out, progress=not args.quiet)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from edge.audio import Resampler, resample
+from edge.audio import Resampler
 from edge.datasets import SILENCE, UNKNOWN
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
 
@@ -67,11 +67,6 @@ class StreamConfig:
     tight_gap_s: tuple[float, float] = (0.02, 0.15)
     rt60_s: tuple[float, float] = (0.15, 0.8)
     colour_prob: float = 0.0
-    #: share of clips band-limited to `bandlimit_rate` / 2 (resampled down and back): telephone-band or cheap
-    #: microphones, and it keeps narrow-band training speech (FSDD's 8 kHz digits) from being told apart by its
-    #: missing high band instead of by what is said; 0 = off
-    bandlimit_prob: float = 0.0
-    bandlimit_rate: int = 8000
 
 
 def speech_bounds(pcm: np.ndarray, hop: int, rel_db: float = 25.0) -> tuple[int, int]:
@@ -142,14 +137,6 @@ def channel_colouring(n_bins: int, rate: int, rng: np.random.Generator) -> np.nd
     return gain
 
 
-def band_limit(pcm: np.ndarray, rate: int, narrow_rate: int) -> np.ndarray:
-    """`pcm` resampled to `narrow_rate` and back (the runtime's resampler): nothing above narrow_rate / 2 is
-    left; float64 out, the same length."""
-    x = np.asarray(pcm, dtype=np.float64)
-    y = resample(resample(x, rate, narrow_rate), narrow_rate, rate)
-    return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
-
-
 def acoustics(pcm: np.ndarray, cfg: StreamConfig, rate: int, rng: np.random.Generator) -> np.ndarray:
     """Room and microphone for one clip (each with its probability); float64 out, the tail of the room kept."""
     # no draw when off, so recipes without acoustics see the same random streams as before
@@ -200,9 +187,6 @@ def build_episode(
             continue
         pcm = speed_perturb(pcm, cfg.speed, rate, rng)
         pcm = acoustics(pcm, cfg, rate, rng)
-        # no draw when off, so recipes without it see the same random streams as before
-        if cfg.bandlimit_prob > 0 and rng.random() < cfg.bandlimit_prob:
-            pcm = band_limit(pcm, rate, cfg.bandlimit_rate)
         a, b = speech_bounds(pcm, hop)
         lead = int(rng.uniform(0, cfg.shift_s) * rate)
         clip = pcm[max(0, a - lead - int(0.05 * rate)) : b + int(rng.uniform(0.02, cfg.shift_s) * rate)]
