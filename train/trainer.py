@@ -86,10 +86,16 @@ def oversample_scarce(items: list[tuple[np.ndarray, int]], labels: list[str], sh
     goal = share * float(np.median(have))
     out = list(items)
     for i in keyword_ids:
-        if 0 < counts[i] < goal:
-            repeats = int(np.ceil(goal / counts[i])) - 1
-            out += [it for it in items if it[1] == i] * repeats
+        out += _repeats_up_to([it for it in items if it[1] == i], goal)
     return out
+
+
+def _repeats_up_to(clips: list[tuple[np.ndarray, int]], goal: float) -> list[tuple[np.ndarray, int]]:
+    """The whole repeats of `clips` that, added to them, make at least `goal` clips (none if there are already
+    that many, or no clips)."""
+    if not 0 < len(clips) < goal:
+        return []
+    return clips * (int(np.ceil(goal / len(clips))) - 1)
 
 
 def oversample_unknown_words(items: list[tuple[np.ndarray, int]], words: list[str], unknown: int | None,
@@ -104,8 +110,7 @@ def oversample_unknown_words(items: list[tuple[np.ndarray, int]], words: list[st
             by_word.setdefault(word, []).append(it)
     out = list(items)
     for clips in by_word.values():
-        if len(clips) < minimum:
-            out += clips * (int(np.ceil(minimum / len(clips))) - 1)
+        out += _repeats_up_to(clips, minimum)
     return out
 
 
