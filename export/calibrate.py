@@ -10,21 +10,26 @@ detection is the report's `fast_detect` (event-for-event equal to `edge.postproc
 
 Rule (`choose_limits`), for a target of T false alarms per hour and K keywords:
 
-* Split: each keyword gets T / K FA/h, so the keywords together stay within T. On a stream of H hours that
-  is at most n = floor(T / K * H) false alarms per keyword (`allowed_false_alarms`); a false alarm of a
-  keyword is an event with its label that matches no planted instance of it. One false alarm on the stream
-  is 3600 / seconds FA/h (the resolution): any stream shorter than K / T hours gives n = 0, i.e. the rule
-  becomes "no false alarm of any keyword on N minutes of stream", and that is what gets recorded.
+* Budget: the keywords together may have N = floor(T * H) false alarms on a stream of H hours
+  (`allowed_false_alarms`); a false alarm of a keyword is an event with its label that matches no planted
+  instance of it. One false alarm on the stream is 3600 / seconds FA/h (the resolution): a stream shorter than
+  1 / T hours gives N = 0, i.e. "no false alarm of any keyword on N minutes of stream".
 * Grid: thresholds are integer limits L on the detector's window sum of (q - zero_point), written as
   `grid_threshold(L)`, which `integer_threshold` maps back to exactly L (Python and firmware agree).
-* Per keyword, on its own detections (the detector with only that keyword armed): the lowest L >= 1 such
-  that L and every higher limit give at most n false alarms. Events change only where L passes a window
-  sum the stream attains, so only those are tried, from the top down; the limit chosen is one above the
-  highest attained sum at which the keyword has more than n false alarms (1 if there is none).
+* Ladder, per keyword, on its own detections (the detector with only that keyword armed): for n = 0 .. N, the
+  lowest L >= 1 such that L and every higher limit give at most n false alarms (`ladder`). Events change only
+  where L passes a window sum the stream attains, so only those are tried, from the top down; the limit for n is
+  one above the highest attained sum at which the keyword has more than n false alarms (1 if there is none).
+* Share (`share_budget`): each keyword gets n_k false alarms, sum n_k <= N, chosen to leave as few keywords as
+  possible without a hit, then to detect the most planted words, then to use the fewest false alarms (ties to
+  first found). Equal shares of floor(N / K) are one of the candidates, so the pooled budget never leaves
+  more keywords without a hit than equal shares would, nor, at as many, detects less; it matters where N < K (1 FA/h, 10 keywords, an hour of stream: the
+  one false alarm goes to the keyword that gains most, e.g. one whose only false alarm reaches the int8
+  posterior's ceiling and would otherwise get no threshold with any recall).
 * Together (the detector `edge run` builds, all keywords armed): the refractory period and the choice among
   labels over their limits couple the keywords, so a keyword can (rarely) gain a false alarm there. Any
-  keyword that does is raised past its next attained sum until none exceeds n (`interaction_steps` counts
-  the raises). The recall and FA/h recorded are this detector's.
+  keyword that exceeds its n_k is raised past its next attained sum until none does (`interaction_steps`
+  counts the raises). The recall and FA/h recorded are this detector's.
 """
 
 from __future__ import annotations
@@ -53,9 +58,10 @@ DEFAULT_TARGET_FA_PER_HOUR = 1.0
 DEFAULT_MINUTES = 60.0
 CALIBRATION_SPLIT = "validation"
 CALIBRATION_SEED = 4242  # not the report's test-stream seed; a different split anyway
-RULE = ("per keyword: target / keywords FA/h each, i.e. at most floor(share * hours) false alarms on the "
-        "validation stream; the lowest integer window-sum limit at and above which the keyword alone stays "
-        "within that, raised where all keywords together exceed it")
+RULE = ("all keywords together: at most floor(target * hours) false alarms on the validation stream, shared "
+        "among the keywords to leave the fewest without a hit, then detect the most; per keyword the lowest "
+        "integer window-sum limit at and above which it alone stays within its share, raised where all "
+        "keywords together exceed a share")
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,9 @@ class Calibration:
     section: dict[str, Any]  # manifest["operating_point"]
 
 
-def allowed_false_alarms(target_fa_per_hour: float, keywords: int, seconds: float) -> int:
-    """False alarms one keyword may have on `seconds` of stream: floor(target / keywords * hours)."""
-    return int(math.floor(target_fa_per_hour / keywords * seconds / 3600.0 + 1e-9))
+def allowed_false_alarms(target_fa_per_hour: float, seconds: float) -> int:
+    """False alarms all keywords together may have on `seconds` of stream: floor(target * hours)."""
+    return int(math.floor(target_fa_per_hour * seconds / 3600.0 + 1e-9))
 
 
 def with_limits(base: PostprocessConfig, limits: Mapping[str, int], scale: float) -> PostprocessConfig:
@@ -87,21 +93,71 @@ def scores_by_label(events: list[Event], planted: list[Planted], labels: list[st
     return score_by_label([(e.label, e.time_s) for e in events], planted, labels, seconds)
 
 
+def single_scores(sums: np.ndarray, label: str, limit: int, post: StreamPosteriors, base: PostprocessConfig,
+                  planted: list[Planted], seconds: float, fe: FrontendConfig) -> Scored:
+    """`label`'s hits and false alarms with only it armed at `limit` (`sums`: its window sums, [T, 1])."""
+    det = make_detector([label], with_limits(base, {label: limit}, post.scale), post, fe)
+    return scores_by_label(fast_detect(sums, det), planted, [label], seconds)[label]
+
+
 def single_false_alarms(sums: np.ndarray, label: str, limit: int, post: StreamPosteriors, base: PostprocessConfig,
                         planted: list[Planted], seconds: float, fe: FrontendConfig) -> int:
     """False alarms of `label` with only it armed at `limit` (`sums`: its window sums, [T, 1])."""
-    det = make_detector([label], with_limits(base, {label: limit}, post.scale), post, fe)
-    return scores_by_label(fast_detect(sums, det), planted, [label], seconds)[label].false_alarms
+    return single_scores(sums, label, limit, post, base, planted, seconds, fe).false_alarms
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of a keyword's ladder: the lowest limit for at most `allowed` false alarms, alone."""
+
+    allowed: int
+    limit: int
+    hits: int
+    false_alarms: int
+
+
+def ladder(sums: np.ndarray, label: str, budget: int, post: StreamPosteriors, base: PostprocessConfig,
+           planted: list[Planted], seconds: float, fe: FrontendConfig) -> list[Rung]:
+    """For n = 0 .. `budget`: the lowest limit L >= 1 such that L and every higher limit give `label` alone at
+    most n false alarms, with its hits and false alarms there (`sums`: its window sums, [T, 1])."""
+    limits: list[int | None] = [None] * (budget + 1)
+    for value in np.unique(sums[sums >= 1])[::-1]:
+        fa = single_false_alarms(sums, label, int(value), post, base, planted, seconds, fe)
+        for n in range(min(fa, budget + 1)):
+            if limits[n] is None:
+                limits[n] = int(value) + 1
+        if limits[budget] is not None:
+            break
+    rungs = []
+    for n, limit in enumerate(1 if L is None else L for L in limits):
+        s = single_scores(sums, label, limit, post, base, planted, seconds, fe)
+        rungs.append(Rung(n, limit, s.hits, s.false_alarms))
+    return rungs
 
 
 def lowest_limit(sums: np.ndarray, label: str, allowed: int, post: StreamPosteriors, base: PostprocessConfig,
                  planted: list[Planted], seconds: float, fe: FrontendConfig) -> int:
     """The lowest limit L >= 1 such that L and every higher limit give `label` alone at most `allowed` false
     alarms (`sums`: its window sums, [T, 1])."""
-    for value in np.unique(sums[sums >= 1])[::-1]:
-        if single_false_alarms(sums, label, int(value), post, base, planted, seconds, fe) > allowed:
-            return int(value) + 1
-    return 1
+    return ladder(sums, label, allowed, post, base, planted, seconds, fe)[allowed].limit
+
+
+def share_budget(ladders: Mapping[str, list[Rung]], budget: int) -> dict[str, int]:
+    """n_k per keyword with sum n_k <= `budget`: the fewest keywords without a hit, then the most hits, then
+    the fewest false alarms allowed (an exact search over the shares; ties keep the first found, so the result
+    is deterministic)."""
+    # best[b]: (score, shares) over the keywords so far, with b false alarms given out; score compares as a tuple
+    best: dict[int, tuple[tuple[int, int, int], dict[str, int]]] = {0: ((0, 0, 0), {})}
+    for k, rungs in ladders.items():
+        grown: dict[int, tuple[tuple[int, int, int], dict[str, int]]] = {}
+        for used, (score, shares) in best.items():
+            for rung in rungs[: budget - used + 1]:
+                s = (score[0] - (rung.hits == 0), score[1] + rung.hits, score[2] - rung.allowed)
+                b = used + rung.allowed
+                if b not in grown or s > grown[b][0]:
+                    grown[b] = (s, {**shares, k: rung.allowed})
+        best = grown
+    return max(best.values(), key=lambda entry: entry[0])[1]
 
 
 def joint_events(sums: np.ndarray, labels: list[str], limits: Mapping[str, int], post: StreamPosteriors,
@@ -111,20 +167,24 @@ def joint_events(sums: np.ndarray, labels: list[str], limits: Mapping[str, int],
 
 
 def choose_limits(post: StreamPosteriors, labels: list[str], base: PostprocessConfig, planted: list[Planted],
-                  seconds: float, fe: FrontendConfig, allowed: int) -> tuple[dict[str, int], dict[str, int]]:
-    """The rule of this module's docstring: (limit per keyword, interaction raises per keyword)."""
+                  seconds: float, fe: FrontendConfig, budget: int
+                  ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """The rule of this module's docstring, for `budget` false alarms in all: (limit per keyword, false alarms
+    allowed per keyword, interaction raises per keyword)."""
     if not post.integer:
         raise UserError("thresholds are calibrated on an int8 model's integer posteriors")
     sums = window_sums(post.units, base.window)
     keywords = keyword_labels(labels)
     col = {k: sums[:, [labels.index(k)]] for k in keywords}
-    limits = {k: lowest_limit(col[k], k, allowed, post, base, planted, seconds, fe) for k in keywords}
+    ladders = {k: ladder(col[k], k, budget, post, base, planted, seconds, fe) for k in keywords}
+    shares = share_budget(ladders, budget)
+    limits = {k: ladders[k][shares[k]].limit for k in keywords}
     steps = dict.fromkeys(keywords, 0)
     while True:
         scores = scores_by_label(joint_events(sums, labels, limits, post, base, fe), planted, keywords, seconds)
-        over = [k for k in keywords if scores[k].false_alarms > allowed]
+        over = [k for k in keywords if scores[k].false_alarms > shares[k]]
         if not over:
-            return limits, steps
+            return limits, shares, steps
         for k in over:  # it fired, so some attained sum is >= its limit
             limits[k] = int(col[k][col[k] >= limits[k]].min()) + 1
             steps[k] += 1
@@ -148,8 +208,8 @@ def calibrate(manifest: Manifest, dataset: Dataset, opts: CalibrationOptions, pr
     t1 = time.perf_counter()
     post = posteriors_tflite(manifest, next(v for v in VARIANTS if v.key == "tflite_int8"), stream.feats, progress)
     t2 = time.perf_counter()
-    allowed = allowed_false_alarms(opts.target_fa_per_hour, len(keywords), stream.seconds)
-    limits, steps = choose_limits(post, labels, base, stream.events, stream.seconds, fe, allowed)
+    allowed = allowed_false_alarms(opts.target_fa_per_hour, stream.seconds)
+    limits, shares, steps = choose_limits(post, labels, base, stream.events, stream.seconds, fe, allowed)
     chosen = with_limits(base, limits, post.scale)
     events = joint_events(window_sums(post.units, base.window), labels, limits, post, base, fe)
     scores = scores_by_label(events, stream.events, keywords, stream.seconds)
@@ -163,11 +223,11 @@ def calibrate(manifest: Manifest, dataset: Dataset, opts: CalibrationOptions, pr
         "seconds": round(stream.seconds, 3),
         "frames": int(len(stream.feats)),
         "fa_per_hour_resolution": 3600.0 / stream.seconds,
-        "share_fa_per_hour": opts.target_fa_per_hour / len(keywords),
-        "allowed_false_alarms_per_keyword": allowed,
+        "allowed_false_alarms": allowed,
         "variant": "int8",
         "runtime": post.runtime,
-        "keywords": {k: {"threshold": chosen.threshold_of(k), "limit": limits[k], "interaction_steps": steps[k],
+        "keywords": {k: {"threshold": chosen.threshold_of(k), "limit": limits[k], "allowed_false_alarms": shares[k],
+                         "interaction_steps": steps[k],
                          **_figures(scores[k])} for k in keywords},
         "total": _figures(total),
         "wall_seconds": {"stream": round(t1 - t0, 2), "model": round(t2 - t1, 2),
@@ -182,8 +242,8 @@ def summary_line(section: Mapping[str, Any]) -> str:
     tot = section["total"]
     recall = "n/a" if tot["recall"] is None else f"{100 * tot['recall']:.1f}%"
     return (f"operating point for <= {section['target_fa_per_hour']:g} FA/h ({section['seconds'] / 60:.0f} min of "
-            f"{section['split']} stream, at most {section['allowed_false_alarms_per_keyword']} false alarm(s) per "
-            f"keyword, 1 = {section['fa_per_hour_resolution']:.2f} FA/h): "
+            f"{section['split']} stream, at most {section['allowed_false_alarms']} false alarm(s) in all, "
+            f"1 = {section['fa_per_hour_resolution']:.2f} FA/h): "
             + ", ".join(f"{k} {v['threshold']:.4f}" for k, v in kw.items())
             + f"; recall {recall}, {tot['fa_per_hour']:.2f} FA/h ({tot['false_alarms']} false alarms)"
             + _silenced_note(kw))

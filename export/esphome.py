@@ -264,7 +264,7 @@ def calibrate_cutoff(model: bytes, keyword: str, window: int, dataset: Any, run:
     say(f"setting probability_cutoff for <= {opts.target_fa_per_hour:g} FA/h on {stream.seconds / 60:.0f} min of "
         f"{CALIBRATION_SPLIT}-split audio ...", flush=True)
     q = esphome_probabilities(model, stream.feats)
-    allowed = allowed_false_alarms(opts.target_fa_per_hour, 1, stream.seconds)
+    allowed = allowed_false_alarms(opts.target_fa_per_hour, stream.seconds)
     hop = run.frontend.hop_ms / 1000.0
     c = choose_cutoff(q, window, keyword, stream.events, stream.seconds, hop, allowed)
     scored, _ = detection_scores(q, c, window, keyword, stream.events, stream.seconds, hop)

@@ -12,7 +12,10 @@ from export.calibrate import DEFAULT_MINUTES, DEFAULT_TARGET_FA_PER_HOUR
 class ExportOptions:
     calibration_seconds: float = 180.0
     calibration_samples: int = 2000
-    verify_seconds: float = 90.0
+    #: held-out audio of the fidelity check (the int8 agreement gate). 10 minutes, because on 90 s one clip can
+    #: decide it: the 64-epoch `mcu` Speech Commands model agreed on 97.80 % of frames of the export's 90-s stream,
+    #: 98.29-98.98 % on six other 90-s streams (sd 0.27 pp), 98.67 % on 600 s. Costs ~30 s for a GRU-64.
+    verify_seconds: float = 600.0
     min_agreement: float = 0.98
     seed: int = 1234
     baseline: bool = True

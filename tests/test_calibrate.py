@@ -47,12 +47,13 @@ def _false_alarms_by_update(units: np.ndarray, labels: list[str], config: Postpr
 
 
 # ----------------------------------------------------------------------------- the rule, synthetic
-def test_allowed_false_alarms_is_the_floor_of_the_share() -> None:
-    # 1 FA/h over 10 keywords = 0.1 FA/h each: 20 minutes allow 0 false alarms per keyword, 10 hours allow 1
-    assert cal.allowed_false_alarms(1.0, 10, 20 * 60) == 0
-    assert cal.allowed_false_alarms(1.0, 10, 10 * 3600) == 1
-    assert cal.allowed_false_alarms(1.0, 2, 2 * 3600) == 1  # exactly 1.0: the 1e-9 guard keeps float noise out
-    assert cal.allowed_false_alarms(6.0, 2, 3600) == 3
+def test_allowed_false_alarms_is_the_floor_of_the_budget() -> None:
+    # 1 FA/h: 20 minutes allow no false alarm, an hour one, ten hours ten (all keywords together)
+    assert cal.allowed_false_alarms(1.0, 20 * 60) == 0
+    assert cal.allowed_false_alarms(1.0, 3600) == 1
+    assert cal.allowed_false_alarms(1.0, 10 * 3600) == 10
+    assert cal.allowed_false_alarms(0.5, 2 * 3600) == 1  # exactly 1.0: the 1e-9 guard keeps float noise out
+    assert cal.allowed_false_alarms(6.0, 1800) == 3
 
 
 def test_grid_threshold_round_trips_through_integer_threshold() -> None:
@@ -61,30 +62,82 @@ def test_grid_threshold_round_trips_through_integer_threshold() -> None:
             assert integer_threshold(grid_threshold(limit, window, SCALE), window, SCALE) == limit
 
 
-def _known_case() -> tuple[rep.StreamPosteriors, list[Planted], float]:
-    """600 s. yes: a planted burst at 255 (hit) and an unplanted one at level 128 (window sum up to 1280).
-    no: a planted burst at 255 (hit) and unplanted ones at levels 200 and 150 (sums up to 2000 and 1500)."""
-    units = _stream(60000, [("yes", 1000, 30, 255), ("yes", 3000, 30, 128),
-                            ("no", 5000, 30, 255), ("no", 7000, 30, 200), ("no", 9000, 30, 150)])
-    return _post(units), [Planted("yes", 10.0, 10.5), Planted("no", 50.0, 50.5)], 600.0
+YES_HIT, NO_HIT = ("yes", 1000, 30, 255), ("no", 5000, 30, 255)  # planted words (10 s, 50 s), found at any limit
+YES_FA, NO_FA = ("yes", 3000, 30, 128), ("no", 7000, 30, 200)  # unplanted: window sums up to 1280 and 2000
+CASES = {
+    # no: another unplanted burst at 150 (sum 1500); yes and no each hit their planted word without a false alarm
+    "each hits alone": ([YES_HIT, YES_FA, NO_HIT, NO_FA, ("no", 9000, 30, 150)], ["yes@10", "no@50"]),
+    # no's only planted word (level 200) hides below a false alarm at the posterior's ceiling (sum 2550)
+    "ceiling": ([YES_HIT, YES_FA, ("no", 5000, 30, 200), ("no", 7000, 30, 255)], ["yes@10", "no@50"]),
+    # a planted yes at 100 hides below yes's false alarm, two planted no (150, 120) below no's
+    "more behind no": ([YES_HIT, YES_FA, ("yes", 4000, 30, 100), NO_HIT, NO_FA, ("no", 8000, 30, 150),
+                        ("no", 9000, 30, 120)], ["yes@10", "yes@40", "no@50", "no@80", "no@90"]),
+}
 
 
-@pytest.mark.parametrize("allowed,expected", [
-    (0, {"yes": 1281, "no": 2001}),  # just above each keyword's highest false alarm
-    (1, {"yes": 1, "no": 1501}),  # one false alarm each may stay: yes's only one, no's lower one
+def _case(name: str) -> tuple[rep.StreamPosteriors, list[Planted], float]:
+    """600 s of `burst_stream`; each planted word spans the 0.5 s from its burst's start."""
+    bursts, planted = CASES[name]
+    at = [(p.split("@")[0], float(p.split("@")[1])) for p in planted]
+    return _post(_stream(60000, bursts)), [Planted(label, t, t + 0.5) for label, t in at], 600.0
+
+
+@pytest.mark.parametrize("name,budget,limits,shares,hits", [
+    ("each hits alone", 0, {"yes": 1281, "no": 2001}, {"yes": 0, "no": 0}, 2),  # just above each highest false alarm
+    ("each hits alone", 2, {"yes": 1281, "no": 2001}, {"yes": 0, "no": 0}, 2),  # nothing more to find: budget unspent
+    ("ceiling", 0, {"yes": 1281, "no": 2551}, {"yes": 0, "no": 0}, 1),  # no is silenced: nothing within the budget
+    ("ceiling", 1, {"yes": 1281, "no": 1}, {"yes": 0, "no": 1}, 2),  # the one false alarm goes to the silenced keyword
+    ("more behind no", 1, {"yes": 1281, "no": 1}, {"yes": 0, "no": 1}, 4),  # no gains two hits for it, yes one
+    ("more behind no", 2, {"yes": 1, "no": 1}, {"yes": 1, "no": 1}, 5),
 ])
-def test_known_case_gives_the_lowest_limits_within_the_budget(allowed: int, expected: dict[str, int]) -> None:
-    post, planted, seconds = _known_case()
-    limits, steps = cal.choose_limits(post, LABELS, BASE, planted, seconds, FE, allowed)
-    assert limits == expected and steps == {"yes": 0, "no": 0}
-    cfg = cal.with_limits(BASE, limits, SCALE)
-    assert cfg.thresholds["no"] == pytest.approx(expected["no"] / 2560, abs=1e-15)
-    # the real detector at the chosen thresholds: both planted keywords hit, false alarms within the budget
+def test_known_cases_share_the_budget(name: str, budget: int, limits: dict[str, int], shares: dict[str, int],
+                                      hits: int) -> None:
+    post, planted, seconds = _case(name)
+    got, given, steps = cal.choose_limits(post, LABELS, BASE, planted, seconds, FE, budget)
+    assert (got, given, steps) == (limits, shares, {"yes": 0, "no": 0})
+    cfg = cal.with_limits(BASE, got, SCALE)
+    assert cfg.thresholds["no"] == pytest.approx(limits["no"] / 2560, abs=1e-15)
+    # the real detector at the chosen thresholds: every keyword within its share, the budget kept in all
     fa = _false_alarms_by_update(post.units, LABELS, cfg, planted, seconds)
-    assert all(v <= allowed for v in fa.values()), fa
+    assert all(fa[k] <= shares[k] for k in fa) and sum(fa.values()) <= budget, fa
     events = rep.fast_detect(rep.window_sums(post.units, 10), rep.make_detector(LABELS, cfg, post, FE))
     s = score_events([(e.label, e.time_s) for e in events], planted, seconds)
-    assert (s.hits, s.false_alarms) == (2, sum(fa.values()))
+    assert s.false_alarms == sum(fa.values())
+    assert s.hits == hits
+
+
+def _brute_force_shares(ladders: dict[str, list[cal.Rung]], budget: int) -> tuple[int, int, int]:
+    """The best (-keywords without a hit, hits, -false alarms allowed) over every way to share the budget."""
+    import itertools
+
+    best = None
+    for combo in itertools.product(*(range(len(r)) for r in ladders.values())):
+        if sum(combo) > budget:
+            continue
+        rungs = [r[n] for r, n in zip(ladders.values(), combo)]
+        score = (-sum(r.hits == 0 for r in rungs), sum(r.hits for r in rungs), -sum(combo))
+        best = score if best is None or score > best else best
+    return best
+
+
+def test_share_budget_finds_the_best_sharing() -> None:
+    """Against every way to share the budget, on random ladders (hits grow with the false alarms allowed);
+    and never worse than the equal share floor(budget / keywords) each: no more keywords without a hit, and
+    at as many without one, no fewer hits."""
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        budget = int(rng.integers(0, 5))
+        ladders = {}
+        for k in ("a", "b", "c", "d")[: int(rng.integers(1, 5))]:
+            hits = np.cumsum(rng.integers(0, 3, budget + 1))
+            ladders[k] = [cal.Rung(n, 1000 - n, int(h), n) for n, h in enumerate(hits)]
+        shares = cal.share_budget(ladders, budget)
+        assert sum(shares.values()) <= budget
+        rungs = [ladders[k][n] for k, n in shares.items()]
+        score = (-sum(r.hits == 0 for r in rungs), sum(r.hits for r in rungs), -sum(shares.values()))
+        assert score == _brute_force_shares(ladders, budget)
+        equal = [r[budget // len(ladders)] for r in ladders.values()]  # one of the candidates
+        assert score[:2] >= (-sum(r.hits == 0 for r in equal), sum(r.hits for r in equal))
 
 
 def test_interaction_between_keywords_is_caught() -> None:
@@ -94,18 +147,19 @@ def test_interaction_between_keywords_is_caught() -> None:
     every window sum its bursts reach (255 .. 2550, ten steps)."""
     units = _stream(20000, [("no", 940, 10, 255), ("yes", 1000, 10, 255), ("yes", 1060, 10, 255)])
     planted = [Planted("no", 9.3, 9.5), Planted("yes", 9.0, 9.5)]
-    limits, steps = cal.choose_limits(_post(units), LABELS, BASE, planted, 200.0, FE, 0)
-    assert limits == {"yes": 2551, "no": 1} and steps == {"yes": 10, "no": 0}
+    limits, shares, steps = cal.choose_limits(_post(units), LABELS, BASE, planted, 200.0, FE, 0)
+    assert limits == {"yes": 2551, "no": 1} and steps == {"yes": 10, "no": 0} and shares == {"yes": 0, "no": 0}
     fa = _false_alarms_by_update(units, LABELS, cal.with_limits(BASE, limits, SCALE), planted, 200.0)
     assert fa == {"yes": 0, "no": 0}
     # without the raise, the joint detector has yes's false alarm (what the guard exists for)
     assert _false_alarms_by_update(units, LABELS, cal.with_limits(BASE, {"yes": 1, "no": 1}, SCALE), planted, 200.0)["yes"] == 1
 
 
-@pytest.mark.parametrize("allowed", [0, 2])
-def test_random_streams_meet_the_budget_with_the_lowest_limits(allowed: int) -> None:
-    """Against `Detector.update` frame by frame: at the chosen limits no keyword exceeds its false alarms,
-    and one grid step lower (that keyword alone, as the rule defines) it does, unless the limit is already 1."""
+@pytest.mark.parametrize("budget", [0, 2])
+def test_random_streams_meet_the_budget_with_the_lowest_limits(budget: int) -> None:
+    """Against `Detector.update` frame by frame: at the chosen limits no keyword exceeds its share of the
+    false alarms, and one grid step lower (that keyword alone, as the rule defines) it does, unless the limit
+    is already 1."""
     rng = np.random.default_rng(7)
     T = 6000
     logits = rng.normal(0, 1, (T, len(LABELS)))
@@ -118,17 +172,18 @@ def test_random_streams_meet_the_budget_with_the_lowest_limits(allowed: int) -> 
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     units = np.rint(probs * 256).clip(0, 255).astype(np.int64)
     seconds = T / 100
-    limits, steps = cal.choose_limits(_post(units), LABELS, BASE, planted, seconds, FE, allowed)
+    limits, shares, steps = cal.choose_limits(_post(units), LABELS, BASE, planted, seconds, FE, budget)
+    assert sum(shares.values()) <= budget
     fa = _false_alarms_by_update(units, LABELS, cal.with_limits(BASE, limits, SCALE), planted, seconds)
-    assert all(v <= allowed for v in fa.values()), (limits, fa)
+    assert all(fa[k] <= shares[k] for k in fa), (limits, shares, fa)
     checked = 0
     for k in KEYWORDS:
         alone = {k: limits[k]}
         assert _false_alarms_by_update(units[:, [LABELS.index(k)]], [k], cal.with_limits(BASE, alone, SCALE),
-                                       planted, seconds)[k] <= allowed
+                                       planted, seconds)[k] <= shares[k]
         if steps[k] == 0 and limits[k] > 1:
             lower = cal.with_limits(BASE, {k: limits[k] - 1}, SCALE)
-            assert _false_alarms_by_update(units[:, [LABELS.index(k)]], [k], lower, planted, seconds)[k] > allowed
+            assert _false_alarms_by_update(units[:, [LABELS.index(k)]], [k], lower, planted, seconds)[k] > shares[k]
             checked += 1
     assert checked, "the stream must exercise the one-step-lower check"
 
@@ -174,7 +229,8 @@ def test_manifest_carries_the_operating_point(artifacts: Path) -> None:
     op, post = manifest.data["operating_point"], manifest.postprocess
     keywords = keyword_labels(manifest.labels)
     assert op["split"] == "validation" and op["variant"] == "int8" and op["target_fa_per_hour"] == 1.0
-    assert op["allowed_false_alarms_per_keyword"] == cal.allowed_false_alarms(1.0, len(keywords), op["seconds"])
+    assert op["allowed_false_alarms"] == cal.allowed_false_alarms(1.0, op["seconds"])
+    assert sum(op["keywords"][k]["allowed_false_alarms"] for k in keywords) <= op["allowed_false_alarms"]
     assert sorted(post.thresholds) == sorted(keywords) == sorted(op["keywords"])
     scale = manifest.variant("int8").output("probs")["scale"]
     for k in keywords:
@@ -196,7 +252,7 @@ def test_thresholds_meet_the_target_on_the_calibration_stream(artifacts: Path, c
     assert (total.hits, total.false_alarms) == (op["total"]["hits"], op["total"]["false_alarms"])
     per = cal.scores_by_label(events, stream.events, keyword_labels(manifest.labels), stream.seconds)
     for k, s in per.items():
-        assert s.false_alarms <= op["allowed_false_alarms_per_keyword"]
+        assert s.false_alarms <= op["keywords"][k]["allowed_false_alarms"]
         assert (s.hits, s.false_alarms) == (op["keywords"][k]["hits"], op["keywords"][k]["false_alarms"])
 
 
@@ -210,10 +266,10 @@ def test_each_threshold_is_the_lowest_that_meets_it(artifacts: Path, calibration
     for k, entry in op["keywords"].items():
         col = sums[:, [manifest.labels.index(k)]]
         assert cal.single_false_alarms(col, k, entry["limit"], post, base, stream.events, stream.seconds,
-                                       manifest.frontend) <= op["allowed_false_alarms_per_keyword"]
+                                       manifest.frontend) <= entry["allowed_false_alarms"]
         if entry["limit"] > 1 and entry["interaction_steps"] == 0:
             assert cal.single_false_alarms(col, k, entry["limit"] - 1, post, base, stream.events, stream.seconds,
-                                           manifest.frontend) > op["allowed_false_alarms_per_keyword"]
+                                           manifest.frontend) > entry["allowed_false_alarms"]
             checked += 1
     assert checked, "no keyword's limit could be checked one step lower"
 
@@ -256,7 +312,7 @@ def test_summary_warns_about_keywords_left_without_recall() -> None:
     assert silenced_keywords(kw) == ["stop"]
     section = {"keywords": kw, "total": {"recall": 7 / 18, "fa_per_hour": 0.0, "false_alarms": 0},
                "target_fa_per_hour": 1.0, "seconds": 3600.0, "split": "validation",
-               "allowed_false_alarms_per_keyword": 0, "fa_per_hour_resolution": 1.0}
+               "allowed_false_alarms": 0, "fa_per_hour_resolution": 1.0}
     line = summary_line(section)
     assert "WARNING: stop detect(s) nothing" in line and "\n" not in line
     kw["stop"]["hits"] = 1

@@ -80,12 +80,21 @@ def _num(x: float | None, fmt: str = "{:.1f}") -> str | None:
     return None if x is None else fmt.format(x)
 
 
+def _budget_words(cal: dict[str, Any]) -> str:
+    """How the false alarms were allowed: in all, shared among keywords (today), or an equal share each (manifests
+    exported before the pooled budget)."""
+    if "allowed_false_alarms" not in cal:
+        return f"at most {cal['allowed_false_alarms_per_keyword']} false alarm(s) per keyword"
+    given = {k: v["allowed_false_alarms"] for k, v in cal["keywords"].items() if v.get("allowed_false_alarms")}
+    shared = ", ".join(f"{n} to {k}" for k, n in given.items()) or "none used"
+    return f"at most {cal['allowed_false_alarms']} false alarm(s) in all ({shared})"
+
+
 def calibration_section(doc: Doc, cal: dict[str, Any], op: dict[str, Any], stream: dict[str, Any]) -> None:
     """The operating point the export chose (manifest["operating_point"]) and what it gives on this test stream."""
     doc.h(3, "Operating point (chosen at export)")
-    doc.p(f"Thresholds set for <= {cal['target_fa_per_hour']:g} FA/h in all ({cal['share_fa_per_hour']:.3g} per keyword) "
-          f"on {cal['seconds'] / 60:.1f} min of {cal['split']}-split stream through int8: at most "
-          f"{cal['allowed_false_alarms_per_keyword']} false alarm(s) per keyword there (one = "
+    doc.p(f"Thresholds set for <= {cal['target_fa_per_hour']:g} FA/h in all on {cal['seconds'] / 60:.1f} min of "
+          f"{cal['split']}-split stream through int8: {_budget_words(cal)} there (one = "
           f"{cal['fa_per_hour_resolution']:.2f} FA/h). There: recall {_pct(cal['total']['recall'])}, "
           f"{cal['total']['fa_per_hour']:.2f} FA/h. On this test stream ({stream['seconds'] / 60:.1f} min), TFLite int8 at "
           f"these thresholds: recall {_pct(op['recall'])}, {op['fa_per_hour']:.2f} FA/h ({op['false_alarms']} false alarms).")
