@@ -21,11 +21,12 @@ Rule (`choose_limits`), for a target of T false alarms per hour and K keywords:
   where L passes a window sum the stream attains, so only those are tried, from the top down; the limit for n is
   one above the highest attained sum at which the keyword has more than n false alarms (1 if there is none).
 * Share (`share_budget`): each keyword gets n_k false alarms, sum n_k <= N, chosen to leave as few keywords as
-  possible without a hit, then to detect the most planted words, then to use the fewest false alarms (ties to
-  first found). Equal shares of floor(N / K) are one of the candidates, so the pooled budget never leaves
-  more keywords without a hit than equal shares would, nor, at as many, detects less; it matters where N < K (1 FA/h, 10 keywords, an hour of stream: the
-  one false alarm goes to the keyword that gains most, e.g. one whose only false alarm reaches the int8
-  posterior's ceiling and would otherwise get no threshold with any recall).
+  possible without a hit, then to detect the most planted words, then to use the fewest false alarms (ties:
+  the first found). Equal shares of floor(N / K) are one of the candidates, so the pooled budget never leaves
+  more keywords without a hit than equal shares would, nor, at as many, detects less. It matters where N < K
+  (1 FA/h, 10 keywords, an hour of stream: the one false alarm goes to the keyword that gains most, e.g. one
+  whose only false alarm reaches the int8 posterior's ceiling and would otherwise get no threshold with any
+  recall).
 * Together (the detector `edge run` builds, all keywords armed): the refractory period and the choice among
   labels over their limits couple the keywords, so a keyword can (rarely) gain a false alarm there. Any
   keyword that exceeds its n_k is raised past its next attained sum until none does (`interaction_steps`

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-baseline", action="store_true", help="skip the non-streaming window model")
     b.add_argument("--target-fa-per-hour", type=finite_number(0, above=True), default=defaults.target_fa_per_hour,
                    metavar="X", help="set each keyword's threshold for at most X false alarms per hour in all "
-                   f"(shared among the keywords to leave the fewest without a hit) on a validation-split stream (default {defaults.target_fa_per_hour:g})")
+                   "(shared among the keywords to leave the fewest without a hit) on a validation-split stream "
+                   f"(default {defaults.target_fa_per_hour:g})")
     b.add_argument("--threshold-minutes", type=finite_number(0, above=True), default=defaults.threshold_minutes,
                    metavar="M",
                    help=f"length of that validation stream in minutes (default {defaults.threshold_minutes:g})")
