@@ -19,7 +19,7 @@ SIZE ?= mcu
 # optional overrides of the size's architecture
 HIDDEN ?=
 LAYERS ?=
-# empty: the recipe's training default (synthetic: 8 for one keyword, 30 for several; else the size's, 64 mcu, 40 pi)
+# empty: the recipe's training default (synthetic: 8 for one keyword, 30 for several; else the size's, 64 mcu, 24 pi)
 EPOCHS ?=
 OUT ?= artifacts/default
 NAME := $(notdir $(OUT))

@@ -87,9 +87,9 @@ class ModelSize(str, enum.Enum):
     @property
     def default_epochs(self) -> int:
         """Epochs that keep a Speech Commands training (all shared data, rare `_unknown_` words repeated) within
-        the issue's time budget on a 2-core machine: 64 for `mcu` (25.7 min of training; 80 took ~32), 40 for
-        `pi` (an epoch costs ~3x as much)."""
-        return {ModelSize.MCU: 64, ModelSize.PI: 40}[self]
+        the issue's time budget on a 2-core machine: 64 for `mcu` (25.7 min of training; 80 took ~32), 24 for
+        `pi` (an epoch costs ~70 s against ~20 s: its training is compute-bound, 40 epochs took ~50 min)."""
+        return {ModelSize.MCU: 64, ModelSize.PI: 24}[self]
 
 
 _SIZE_PRESETS: dict[ModelSize, dict[str, int]] = {
