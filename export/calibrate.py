@@ -136,13 +136,6 @@ def ladder(sums: np.ndarray, label: str, budget: int, post: StreamPosteriors, ba
     return rungs
 
 
-def lowest_limit(sums: np.ndarray, label: str, allowed: int, post: StreamPosteriors, base: PostprocessConfig,
-                 planted: list[Planted], seconds: float, fe: FrontendConfig) -> int:
-    """The lowest limit L >= 1 such that L and every higher limit give `label` alone at most `allowed` false
-    alarms (`sums`: its window sums, [T, 1])."""
-    return ladder(sums, label, allowed, post, base, planted, seconds, fe)[allowed].limit
-
-
 def share_budget(ladders: Mapping[str, list[Rung]], budget: int) -> dict[str, int]:
     """n_k per keyword with sum n_k <= `budget`: the fewest keywords without a hit, then the most hits, then
     the fewest false alarms allowed (an exact search over the shares; ties keep the first found, so the result
