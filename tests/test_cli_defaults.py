@@ -18,13 +18,13 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
     cfg = TrainConfig()
     parsed = {"batch": args.batch, "patience": args.patience, "views": args.views, "seed": args.seed,
               "threads": args.threads, "oversample": args.oversample, "model.cell": args.model,
-              "loop_gain_bound": args.loop_gain_bound,
+              "loop_gain_bound": args.loop_gain_bound, "babble_share": args.babble,
               "model.size": args.size, "model.feedback_levels": args.feedback_levels,
               "model.bidirectional": args.bidirectional, "stream.objective": args.objective,
               "stream.snr_db": tuple(float(v) for v in args.snr_db.split(","))}
     expected = {"batch": cfg.batch, "patience": cfg.patience, "views": cfg.views, "seed": cfg.seed,
                 "threads": cfg.threads, "oversample": cfg.oversample, "model.cell": cfg.model.cell.value,
-                "loop_gain_bound": cfg.loop_gain_bound,
+                "loop_gain_bound": cfg.loop_gain_bound, "babble_share": cfg.babble_share,
                 "model.size": cfg.model.size.value, "model.feedback_levels": cfg.model.feedback_levels,
                 "model.bidirectional": cfg.model.bidirectional, "stream.objective": cfg.stream.objective.value,
                 "stream.snr_db": tuple(cfg.stream.snr_db)}

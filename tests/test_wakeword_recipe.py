@@ -368,3 +368,80 @@ def test_the_run_records_its_negatives_only_folders_for_the_export(tmp_path: Pat
     assert sum(c.label == "marvin" for c in ds.clips) == 6
     older = {k: v for k, v in meta.items() if k != "negative_data"}  # a run from before the field: every folder whole
     assert sum(c.label == "marvin" for c in run_dataset(SimpleNamespace(meta={"train_config": older})).clips) == 11
+
+
+# --------------------------------------------------------------------------- real-talker babble
+def _bursts(n: int, seed: int) -> list[np.ndarray]:
+    """Clips of 0.3 s noise bursts with silence around them, as `speech_bounds` sees speech."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        x = np.zeros(RATE // 2)
+        x[RATE // 10 : RATE // 10 + int(0.3 * RATE)] = rng.standard_normal(int(0.3 * RATE)) * 2000
+        out.append(x.astype(np.int16))
+    return out
+
+
+def test_speech_babble_overlaps_talkers_without_gaps_or_clipping() -> None:
+    from train.streams import speech_babble
+
+    clips = _bursts(20, 1)
+    one = speech_babble(clips, 10.0, (1, 1), RATE, np.random.default_rng(0))
+    many = speech_babble(clips, 10.0, (6, 6), RATE, np.random.default_rng(0))
+    assert one.dtype == np.int16 and len(one) == len(many) == 10 * RATE
+
+    def quiet_share(x: np.ndarray) -> float:  # 10-ms hops more than 30 dB below the bed's level
+        hops = x[: len(x) // 160 * 160].astype(np.float64).reshape(-1, 160)
+        return float(np.mean(np.sqrt(np.mean(hops**2, axis=1)) < rms(x) * 10 ** (-30 / 20)))
+
+    # one talker pauses 0-0.3 s between words (the trimmed silence is gone); six at once leave hardly a pause
+    assert quiet_share(one) > 0.1 and quiet_share(many) < 0.02
+    for x in (one, many):
+        assert abs(rms(x) / 32768 - 0.05) < 0.005 and np.abs(x).max() < 32767
+    again = speech_babble(clips, 10.0, (6, 6), RATE, np.random.default_rng(0))
+    assert np.array_equal(again, many)  # seeded: training runs stay reproducible
+
+
+def test_babble_beds_come_from_the_negative_folders_in_their_share(tmp_path: Path) -> None:
+    from edge.datasets import AudioCache
+    from train.config import TrainConfig
+    from train.trainer import babble_beds
+
+    wake = _sc_folder(tmp_path / "wake", {"jarvis": 6, "apple": 3})
+    real = _sc_folder(tmp_path / "real", {"yes": 4, "cat": 2})
+    ds = load_dataset(Recipe.FOLDER, [wake, real], ("jarvis",), negatives_only=[real])
+    cache = AudioCache(RATE)
+    cfg = TrainConfig(recipe=Recipe.FOLDER, data=(str(wake), str(real)), keywords=("jarvis",), negative_data=(str(real),))
+    assert babble_beds(cfg, ds, cache, 10, False) == []  # off by default
+    beds = babble_beds(replace(cfg, babble_share=0.3), ds, cache, 10, False)
+    assert len(beds) == 4  # 4 of 14 noise files ~ 0.3
+    assert all(len(b) == 60 * RATE and b.dtype == np.int16 for b in beds)
+    with pytest.raises(UserError, match="--babble needs real negative speech"):
+        babble_beds(replace(cfg, babble_share=0.3, negative_data=()), ds, cache, 10, False)
+
+
+def test_synth_sentences_reach_the_generator_and_the_cache_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`--synth-sentences N`: N running-speech sentences are generated, and a different N is a different cache."""
+    import train.cli as cli
+
+    calls: list[tuple[str, int]] = []
+
+    def fake_cached(key: str, generate) -> Path:
+        calls.append((key, 0))
+        return tmp_path
+
+    def fake_generate(out: Path, **kw) -> None:
+        calls[-1] = (calls[-1][0], kw["n_sentences"])
+
+    monkeypatch.setattr(cli, "_cached_dataset", lambda key, gen: (fake_cached(key, gen), gen(tmp_path))[0])
+    monkeypatch.setattr(synth, "generate_dataset", fake_generate)
+    monkeypatch.setattr(cli, "real_negative_dirs", lambda values, words: [])
+    for n in (cli.SENTENCES, 500):
+        args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis",
+                                              "--synth-engines", "espeak", "--synth-sentences", str(n)])
+        cli.resolve_data(args)
+    (key_default, n_default), (key_500, n_500) = calls
+    assert (n_default, n_500) == (cli.SENTENCES, 500) and key_default != key_500 and "_s500_" in key_500
+    args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis", "--synth-sentences", "-1"])
+    with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
+        cli.resolve_data(args)

@@ -106,6 +106,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth-per-word", type=int, default=None,
                    help=f"synthetic recipe: clips per keyword (default {WAKEWORD_PER_WORD} for one keyword, "
                         f"{WAKEWORD_PER_WORD} / keywords but at least {MIN_PER_WORD} for several)")
+    p.add_argument("--synth-sentences", type=int, default=SENTENCES, metavar="N",
+                   help=f"synthetic recipe: running-speech negatives, sentences of 3-7 common words (default {SENTENCES})")
     p.add_argument("--synth-unknowns", type=int, default=None, metavar="N",
                    help=f"speech_commands recipe: N synthetic clips of each of {len(SC_OTHER_WORDS)} other Speech Commands "
                         f"words and {SC_SYNTH_COMMON_WORDS} common words as _unknown_ training data (default "
@@ -174,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--acoustics", type=float, default=None,
                    help=f"share of clips given a simulated room and microphone colouring (default "
                         f"{SYNTH_ACOUSTICS} for the synthetic recipe, 0 for recorded data)")
+    t.add_argument("--babble", type=float, default=0.0, metavar="SHARE",
+                   help="share of the background-noise files that are babble of real talkers, built from the "
+                        "training clips of the real negative folders (default 0: off)")
     t.add_argument("--window", type=int, default=None, metavar="FRAMES",
                    help=f"detection moving-average window, 10 ms frames (default {WAKE_WINDOW} for a synthetic wake "
                         f"word, else {defaults.postprocess.window})")
@@ -239,7 +244,8 @@ def synth_per_word(value: int | None, keywords: int) -> int:
     return value
 
 
-def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int, engines: tuple[str, ...]) -> Path:
+def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int, engines: tuple[str, ...],
+                       sentences: int = SENTENCES) -> Path:
     """Generate (once, cached under .cache/) the synthetic dataset for these words: every installed voice
     engine, carrier phrases, the built-in negatives plus the words closest to each keyword."""
     from train import synth
@@ -252,10 +258,10 @@ def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int, engines
     weights = tuple(ENGINE_WEIGHTS[e] for e in engines)
     config = synth.SynthConfig(engines=engines, engine_weights=weights,
                                carrier_share=CARRIER_SHARE if all(" " not in w for w in words) else 0.0)
-    key = f"{'-'.join(words)}_{per_word}_{seed}_{'-'.join(engines)}_s{SENTENCES}_v{SYNTH_RECIPE_VERSION}"
+    key = f"{'-'.join(words)}_{per_word}_{seed}_{'-'.join(engines)}_s{sentences}_v{SYNTH_RECIPE_VERSION}"
     return _cached_dataset(key, lambda out: synth.generate_dataset(
         out, keywords=list(words), negatives=negatives, n_per_word=per_word, seed=seed, n_per_negative=PER_NEGATIVE,
-        n_sentences=SENTENCES, config=config, workers=2))
+        n_sentences=sentences, config=config, workers=2))
 
 
 def _cached_dataset(key: str, generate: Callable[[Path], object]) -> Path:
@@ -390,8 +396,10 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
     kws = _keywords(args.keywords)
     if recipe is Recipe.SYNTHETIC and not args.data:
         words = kws or _keywords(DEFAULT_SYNTH_WORDS)
+        if args.synth_sentences < 0:
+            raise UserError("--synth-sentences must be >= 0")
         synth = synthetic_data_dir(words, synth_per_word(args.synth_per_word, len(words)), 0,
-                                   synth_engines(args.synth_engines))
+                                   synth_engines(args.synth_engines), args.synth_sentences)
         return Recipe.FOLDER.value, [synth, *real_negative_dirs(args.negative_data, words)], words
     roots = data_dirs_from_env(args.data)
     if recipe is Recipe.SYNTHETIC:
@@ -476,12 +484,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     unknown_cap = (UNKNOWN_PER_VIEW if negatives and not heldout else 0) if args.unknown_per_view is None else args.unknown_per_view
     if unknown_cap < 0:
         raise UserError("--unknown-per-view must be >= 0")
+    if not 0.0 <= args.babble < 1.0:
+        raise UserError("--babble must be in [0, 1)")
     init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet)
     cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=epochs,
                       batch=args.batch, lr=lr, oversample=args.oversample,
                       unknown_word_min=unknown_word_min, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
-                      init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection,
+                      init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection, babble_share=args.babble,
                       loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),

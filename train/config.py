@@ -213,6 +213,9 @@ class TrainConfig:
     #: match is copied (the recurrent layers and the feature normalisation; the head too when the labels are the
     #: same), the rest keeps its fresh initialisation
     init_from: str = ""
+    #: share of the background-noise files that are babble of real talkers (`train.streams.speech_babble`), built
+    #: from training clips of the `negative_data` folders (0 = off; recipes without negative data have none)
+    babble_share: float = 0.0
     #: the weights evaluated, chosen and saved are an exponential moving average of the trained ones, with this
     #: decay per optimizer step (0 = off, the trained weights themselves). Measured on the synthetic "jarvis"
     #: recipe (README): 0.998 (~1.5 epochs) steadies what the high-lr epochs learn and lifts recall on real voices.

@@ -97,6 +97,29 @@ def _noise_bed(noise: list[np.ndarray], n: int, rng: np.random.Generator) -> np.
     return out
 
 
+def speech_babble(clips: list[np.ndarray], seconds: float, talkers: tuple[int, int], rate: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """A background of several people talking at once (int16, `seconds` long): `talkers` (a range) overlapping
+    tracks, each real clips trimmed to their speech and run together with 0-0.3 s gaps at +-6 dB, summed. Heard
+    behind the keyword, it keeps real voices from being a cue for "not the keyword" when every real recording
+    in training is a negative; heard alone, it is talk the model must not fire on."""
+    n = int(seconds * rate)
+    hop = rate // 100
+    out = np.zeros(n)
+    for _ in range(int(rng.integers(talkers[0], talkers[1] + 1))):
+        track, pos = np.zeros(n), int(rng.integers(0, rate))
+        while pos < n:
+            pcm = clips[int(rng.integers(len(clips)))]
+            a, b = speech_bounds(pcm, hop)
+            seg = pcm[a:b].astype(np.float64)
+            seg = seg[: n - pos] / _rms(seg) * 10 ** (rng.uniform(-6.0, 6.0) / 20)
+            track[pos : pos + len(seg)] = seg
+            pos += len(seg) + int(rng.uniform(0.0, 0.3) * rate)
+        out += track
+    out *= 0.05 * 32768 / _rms(out)
+    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+
+
 def speed_perturb(pcm: np.ndarray, speed: tuple[float, float], rate: int, rng: np.random.Generator) -> np.ndarray:
     """Play the clip `f` times faster (f drawn from `speed` in 5 % steps): the clip is treated as if recorded
     at rate*f and resampled to `rate` with the same Kaiser polyphase resampler the runtime uses."""

@@ -28,7 +28,7 @@ from train.synth import SENTENCE_FOLDER
 from train.config import TrainConfig
 from train.models import Cell, ModelConfig, RecurrentKWS, build_model, model_size
 from train.selection import RUNNING_MINUTES, RUNNING_SEED, Selection, WakeSelection, running_speech
-from train.streams import IGNORE, StreamView, build_view
+from train.streams import IGNORE, StreamView, build_view, speech_babble
 
 CHECKPOINT = "model.safetensors"
 CONFIG = "config.json"
@@ -196,6 +196,7 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
     train = oversample_scarce(loaded, labels, cfg.oversample)
     sentences = frozenset(i for i, c in enumerate(train_clips) if c.path.parent.name == SENTENCE_FOLDER)
     noise = [cache.get(p) for p in dataset.noise_files] or synthetic_noise(fe.sample_rate, 60.0, cfg.seed)
+    noise += babble_beds(cfg, dataset, cache, len(noise), progress)
     eval_sets, standard_sets, wake = {}, {}, None
     for split in ("validation", "test"):
         if not dataset.split(split):
@@ -210,6 +211,28 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
     if cfg.selection is Selection.WAKE_RECALL and wake is None:
         raise UserError("--select wake-recall needs a validation split")
     return Prepared(dataset, labels, train, noise, eval_sets, standard_sets, sentences, wake)
+
+
+#: babble beds: seconds each, talkers at once, training clips drawn from the negative folders
+BABBLE_SECONDS = 60.0
+BABBLE_TALKERS = (3, 7)
+BABBLE_SOURCE_CLIPS = 2000
+
+
+def babble_beds(cfg: TrainConfig, dataset: Dataset, cache: AudioCache, n_noise: int, progress: bool) -> list[np.ndarray]:
+    """Real-talker babble beds (`TrainConfig.babble_share`): as many as make that share of the noise files."""
+    if cfg.babble_share <= 0:
+        return []
+    folders = [Path(d).resolve() for d in cfg.negative_data]
+    pool = [c for c in dataset.split("train") if inside(c.path, folders)]
+    if not pool:
+        raise UserError("--babble needs real negative speech (--negative-data) with training clips")
+    rng = np.random.default_rng(cfg.seed + 101)
+    chosen = [pool[i] for i in rng.permutation(len(pool))[:BABBLE_SOURCE_CLIPS]]
+    it = tqdm(chosen, desc="babble", unit="clip", disable=not progress, leave=False)
+    clips = [cache.get(c.path) for c in it]
+    count = max(1, round(cfg.babble_share * n_noise / (1.0 - cfg.babble_share)))
+    return [speech_babble(clips, BABBLE_SECONDS, BABBLE_TALKERS, cfg.frontend.sample_rate, rng) for _ in range(count)]
 
 
 def class_weights(view: StreamView, num_classes: int) -> torch.Tensor:
