@@ -373,6 +373,9 @@ def test_existing_run_folder_needs_force(tmp_path: Path) -> None:
     _one_line_error(_run("train", "--recipe", "nope", "--data", str(tmp_path), "--out", str(out), "--force"),
                     "unknown recipe")
     assert (out / "keep.txt").read_text() == "user file"
+    _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--babble", "1.5", "--out", str(out),
+                         "--force"), "--babble must be in [0, 1)")
+    assert (out / "keep.txt").read_text() == "user file"
 
 
 def test_export_errors_are_one_line(tmp_path: Path) -> None:

@@ -461,6 +461,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     loop_penalty = TrainConfig().loop_penalty if args.loop_penalty is None else args.loop_penalty
     if loop_penalty < 0 or args.loop_gain_bound < 0:
         raise UserError("--loop-penalty and --loop-gain-bound must be >= 0")
+    if not 0.0 <= args.babble < 1.0:
+        raise UserError("--babble must be in [0, 1)")
     # Only once every argument checked out: a typo must not cost (or, with --force, delete) a run folder.
     if args.out.exists() and any(args.out.iterdir()):
         if not args.force:
@@ -484,8 +486,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     unknown_cap = (UNKNOWN_PER_VIEW if negatives and not heldout else 0) if args.unknown_per_view is None else args.unknown_per_view
     if unknown_cap < 0:
         raise UserError("--unknown-per-view must be >= 0")
-    if not 0.0 <= args.babble < 1.0:
-        raise UserError("--babble must be in [0, 1)")
     init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet)
     cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=epochs,
                       batch=args.batch, lr=lr, oversample=args.oversample,
