@@ -424,24 +424,22 @@ def test_synth_sentences_reach_the_generator_and_the_cache_key(monkeypatch: pyte
     """`--synth-sentences N`: N running-speech sentences are generated, and a different N is a different cache."""
     import train.cli as cli
 
-    calls: list[tuple[str, int]] = []
+    keys: list[str] = []
+    counts: list[int] = []
 
-    def fake_cached(key: str, generate) -> Path:
-        calls.append((key, 0))
+    def cached(key: str, generate) -> Path:
+        keys.append(key)
+        generate(tmp_path)
         return tmp_path
 
-    def fake_generate(out: Path, **kw) -> None:
-        calls[-1] = (calls[-1][0], kw["n_sentences"])
-
-    monkeypatch.setattr(cli, "_cached_dataset", lambda key, gen: (fake_cached(key, gen), gen(tmp_path))[0])
-    monkeypatch.setattr(synth, "generate_dataset", fake_generate)
+    monkeypatch.setattr(cli, "_cached_dataset", cached)
+    monkeypatch.setattr(synth, "generate_dataset", lambda out, **kw: counts.append(kw["n_sentences"]))
     monkeypatch.setattr(cli, "real_negative_dirs", lambda values, words: [])
     for n in (cli.SENTENCES, 500):
         args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis",
                                               "--synth-engines", "espeak", "--synth-sentences", str(n)])
         cli.resolve_data(args)
-    (key_default, n_default), (key_500, n_500) = calls
-    assert (n_default, n_500) == (cli.SENTENCES, 500) and key_default != key_500 and "_s500_" in key_500
+    assert counts == [cli.SENTENCES, 500] and keys[0] != keys[1] and "_s500_" in keys[1]
     args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis", "--synth-sentences", "-1"])
     with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
         cli.resolve_data(args)
