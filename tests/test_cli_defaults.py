@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_train_cli_defaults_are_the_train_config_defaults() -> None:
-    from train.cli import build_parser
+    from train.cli import build_parser, parse_warp
     from train.config import TrainConfig
 
     args = build_parser().parse_args(["train"])
@@ -19,13 +19,13 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
     parsed = {"batch": args.batch, "patience": args.patience, "views": args.views, "seed": args.seed,
               "threads": args.threads, "oversample": args.oversample, "model.cell": args.model,
               "loop_gain_bound": args.loop_gain_bound, "babble_share": args.babble,
-              "model.size": args.size, "model.feedback_levels": args.feedback_levels,
+              "warp": parse_warp(args.warp), "model.size": args.size, "model.feedback_levels": args.feedback_levels,
               "model.bidirectional": args.bidirectional, "stream.objective": args.objective,
               "stream.snr_db": tuple(float(v) for v in args.snr_db.split(","))}
     expected = {"batch": cfg.batch, "patience": cfg.patience, "views": cfg.views, "seed": cfg.seed,
                 "threads": cfg.threads, "oversample": cfg.oversample, "model.cell": cfg.model.cell.value,
                 "loop_gain_bound": cfg.loop_gain_bound, "babble_share": cfg.babble_share,
-                "model.size": cfg.model.size.value, "model.feedback_levels": cfg.model.feedback_levels,
+                "warp": cfg.warp, "model.size": cfg.model.size.value, "model.feedback_levels": cfg.model.feedback_levels,
                 "model.bidirectional": cfg.model.bidirectional, "stream.objective": cfg.stream.objective.value,
                 "stream.snr_db": tuple(cfg.stream.snr_db)}
     assert parsed == expected

@@ -380,3 +380,32 @@ def test_oversample_unknown_words_repeats_rare_words_only() -> None:
     assert out[: len(items)] == items  # the originals first, in order
     assert oversample_unknown_words(items, words, 1, 0) == items
     assert oversample_unknown_words(items, words, None, 5) == items
+
+
+def test_train_epoch_feeds_the_frequency_warped_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`TrainConfig.warp` reaches training: every chunk the model sees is the view's features through its row's
+    warp matrix (one fixed factor here, so the expected input is known), and with the warp off the features as
+    they are."""
+    from train.trainer import frequency_warp
+
+    v = _tiny_view()
+    m = build_model(ModelConfig(cell=Cell.GRU, num_classes=3, hidden=8))
+    seen: list[torch.Tensor] = []
+    original = m.forward
+
+    def spy(x, state=None):
+        seen.append(x.clone())
+        return original(x, state)
+
+    monkeypatch.setattr(m, "forward", spy)
+    opt = torch.optim.SGD(m.parameters(), lr=0.0)
+    T = TrainConfig().stream.chunk_frames
+    w = torch.from_numpy(frequency_warp(TrainConfig().frontend, 1.15).astype(np.float32))
+    for warp, expect in (((1.0, 1.0), lambda f: f), ((1.15, 1.15), lambda f: f @ w.T)):
+        seen.clear()
+        cfg = TrainConfig(spec_time_mask=0, spec_freq_mask=0, warp=warp)
+        train_epoch(m, v, opt, torch.ones(3), cfg, np.random.default_rng(0), False, "t")
+        assert seen
+        first = torch.from_numpy(v.features[:, :T])
+        assert torch.allclose(seen[0], expect(first), atol=1e-4)
+    assert not torch.allclose(seen[0], torch.from_numpy(v.features[:, :T]))  # the warp did change the input

@@ -443,3 +443,66 @@ def test_synth_sentences_reach_the_generator_and_the_cache_key(monkeypatch: pyte
     args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis", "--synth-sentences", "-1"])
     with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
         cli.resolve_data(args)
+
+
+# --------------------------------------------------------------------------- frequency warp (VTLP)
+def _tone_channel(fe, hz: float) -> int:
+    """The filterbank channel with the most energy for a steady tone, through the real front end."""
+    from edge.frontend import StreamingFrontend
+
+    t = np.arange(int(0.3 * fe.sample_rate)) / fe.sample_rate
+    pcm = np.rint(8000 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+    feats = StreamingFrontend(fe).process(pcm)[5:15].astype(np.float64)  # before the noise estimate adapts
+    return int(np.argmax(feats.mean(0)))
+
+
+def test_channel_centres_are_the_front_ends_filterbank() -> None:
+    """The warp's frequency axis is the real front end's: a tone at a channel's centre peaks in that channel."""
+    from edge.frontend import FrontendConfig
+    from train.trainer import channel_centres_hz
+
+    fe = FrontendConfig()
+    centres = channel_centres_hz(fe)
+    assert len(centres) == fe.num_channels and np.all(np.diff(centres) > 0)
+    assert fe.lower_band_limit_hz < centres[0] and centres[-1] < fe.upper_band_limit_hz
+    for c in (3, 12, 20, 30, 36):
+        assert _tone_channel(fe, float(centres[c])) == c
+
+
+def test_frequency_warp_moves_a_formant_by_its_factor() -> None:
+    """Factor 1 is the identity; each output channel interpolates between two neighbours (weights sum to 1);
+    a peak at frequency f moves to the channel nearest f * factor, up for factors above 1, down below."""
+    from edge.frontend import FrontendConfig
+    from train.trainer import channel_centres_hz, frequency_warp
+
+    fe = FrontendConfig()
+    assert np.array_equal(frequency_warp(fe, 1.0), np.eye(fe.num_channels))
+    centres = channel_centres_hz(fe)
+    for factor in (0.85, 1.18):
+        w = frequency_warp(fe, factor)
+        assert np.allclose(w.sum(1), 1.0) and (w >= 0).all() and ((w > 0).sum(1) <= 2).all()
+        for c in (10, 20, 28):
+            bump = np.exp(-0.5 * ((np.arange(fe.num_channels) - c) / 1.5) ** 2)
+            moved = int(np.argmax(w @ bump))
+            assert moved == int(np.argmin(np.abs(centres - centres[c] * factor)))
+            assert (moved > c) == (factor > 1)
+
+
+def test_warp_rows_draw_one_seeded_factor_per_row_within_the_range() -> None:
+    from edge.frontend import FrontendConfig
+    from train.trainer import frequency_warp, warp_rows
+
+    fe = FrontendConfig()
+    assert warp_rows(fe, 4, (1.0, 1.0), np.random.default_rng(0)) is None  # off: no matrices, no draw
+    a = warp_rows(fe, 16, (0.85, 1.18), np.random.default_rng(3))
+    b = warp_rows(fe, 16, (0.85, 1.18), np.random.default_rng(3))
+    assert a is not None and b is not None and a.shape == (16, fe.num_channels, fe.num_channels)
+    assert np.array_equal(a.numpy(), b.numpy())  # seeded
+    # every row is the warp of some factor inside the range: its matrix lies between the two ends' matrices'
+    # channel positions (the argmax of each output channel's weights moves monotonically with the factor)
+    lo = np.argmax(frequency_warp(fe, 0.85), axis=1)
+    hi = np.argmax(frequency_warp(fe, 1.18), axis=1)
+    for m in a.numpy():
+        arg = np.argmax(m, axis=1)
+        assert ((arg >= np.minimum(lo, hi) - 1) & (arg <= np.maximum(lo, hi) + 1)).all()
+    assert len({m.tobytes() for m in a.numpy()}) == 16  # a factor of its own per row

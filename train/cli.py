@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--babble", type=float, default=0.0, metavar="SHARE",
                    help="share of the background-noise files that are babble of real talkers, built from the "
                         "training clips of the real negative folders (default 0: off)")
+    t.add_argument("--warp", default="1,1", metavar="LO,HI",
+                   help="frequency warp of the features (vocal-tract length perturbation): a factor per stream row "
+                        "and epoch, log-uniform in [LO, HI], e.g. 0.85,1.18 (default 1,1: off)")
     t.add_argument("--window", type=int, default=None, metavar="FRAMES",
                    help=f"detection moving-average window, 10 ms frames (default {WAKE_WINDOW} for a synthetic wake "
                         f"word, else {defaults.postprocess.window})")
@@ -463,6 +466,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--loop-penalty and --loop-gain-bound must be >= 0")
     if not 0.0 <= args.babble < 1.0:
         raise UserError("--babble must be in [0, 1)")
+    warp = parse_warp(args.warp)
     # Only once every argument checked out: a typo must not cost (or, with --force, delete) a run folder.
     if args.out.exists() and any(args.out.iterdir()):
         if not args.force:
@@ -491,7 +495,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       batch=args.batch, lr=lr, oversample=args.oversample,
                       unknown_word_min=unknown_word_min, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
-                      init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection, babble_share=args.babble,
+                      init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,
                       loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
@@ -504,6 +508,18 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"({metrics['size']['params']} params, {metrics['size']['macs_per_frame']} MACs/frame, "
           f"{metrics['train_seconds']:.0f} s)")
     return 0
+
+
+def parse_warp(value: str) -> tuple[float, float]:
+    """`--warp LO,HI`: two factors with 0.5 <= LO <= 1 <= HI <= 2 (a warp range that leaves the speaker's own
+    vocal tract in it; beyond an octave the filterbank's band edges would be clamped over most channels)."""
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise UserError(f"--warp must be two numbers LO,HI, got {value!r}") from None
+    if not 0.5 <= lo <= 1.0 <= hi <= 2.0:
+        raise UserError(f"--warp must satisfy 0.5 <= LO <= 1 <= HI <= 2, got {value!r}")
+    return lo, hi
 
 
 def resolve_unknown_word_min(args: argparse.Namespace) -> int:

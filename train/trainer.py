@@ -258,6 +258,43 @@ def spec_augment(x: torch.Tensor, mean: torch.Tensor, rng: np.random.Generator, 
     return x
 
 
+def _mel(f_hz: np.ndarray) -> np.ndarray:
+    return 1127.0 * np.log1p(f_hz / 700.0)
+
+
+def channel_centres_hz(fe: FrontendConfig) -> np.ndarray:
+    """Centre frequency of each filterbank channel: evenly spaced on the mel scale between the band limits, with
+    one spacing left free at either end (the TFLite Micro filterbank's layout)."""
+    lo, hi = _mel(np.array(fe.lower_band_limit_hz)), _mel(np.array(fe.upper_band_limit_hz))
+    mels = lo + (hi - lo) * np.arange(1, fe.num_channels + 1) / (fe.num_channels + 1)
+    return 700.0 * np.expm1(mels / 1127.0)
+
+
+def frequency_warp(fe: FrontendConfig, factor: float) -> np.ndarray:
+    """[F, F] matrix W with `features @ W.T` the features of a speaker whose spectrum is stretched by `factor`
+    (formants `factor` times higher): channel c takes the value the original had at frequency f_c / factor,
+    linearly interpolated between neighbouring channels on the mel scale (clamped at the band edges)."""
+    centres = channel_centres_hz(fe)
+    pos = _mel(np.clip(centres / factor, centres[0], centres[-1]))
+    grid = _mel(centres)
+    j = np.clip(np.searchsorted(grid, pos, side="right") - 1, 0, len(grid) - 2)
+    t = np.clip((pos - grid[j]) / (grid[j + 1] - grid[j]), 0.0, 1.0)
+    w = np.zeros((len(grid), len(grid)))
+    rows = np.arange(len(grid))
+    w[rows, j] += 1.0 - t
+    w[rows, j + 1] += t
+    return w
+
+
+def warp_rows(fe: FrontendConfig, rows: int, span: tuple[float, float], rng: np.random.Generator) -> torch.Tensor | None:
+    """One warp matrix per stream row ([rows, F, F], float32), factors log-uniform in `span`; None when off."""
+    lo, hi = span
+    if lo == hi == 1.0:
+        return None
+    factors = np.exp(rng.uniform(np.log(lo), np.log(hi), rows))
+    return torch.from_numpy(np.stack([frequency_warp(fe, float(a)) for a in factors]).astype(np.float32))
+
+
 # ----------------------------------------------------------------------------- training
 @dataclass
 class EpochLog:
@@ -290,6 +327,8 @@ def train_epoch(
     losses, correct, counted, norms = [], 0, 0, []
     probe = (torch.Generator().manual_seed(int(rng.integers(2**63)))  # the loop-gain directions (Jordan network)
              if model.config.cell is Cell.JORDAN and cfg.loop_penalty > 0 else None)
+    # one factor per row for the whole epoch: a word that crosses a chunk boundary keeps one vocal tract
+    warps = warp_rows(cfg.frontend, view.features.shape[0], cfg.warp, rng)
     bar = tqdm(range(n_chunks), desc=desc, unit="chunk", disable=not progress, leave=False)
     for j in bar:
         keep = torch.from_numpy(~view.resets[:, j]).float()[None, :, None]
@@ -298,6 +337,8 @@ def train_epoch(
         y = torch.from_numpy(view.labels[:, j * T : (j + 1) * T])
         if (y == IGNORE).all():
             continue
+        if warps is not None:
+            x = torch.einsum("btf,bgf->btg", x, warps)
         x = spec_augment(x, model.feat_mean, rng, cfg.spec_time_mask, cfg.spec_freq_mask)
         logits, state, penalty = _forward_with_state_penalty(model, x, state, cfg, probe)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)) + penalty
