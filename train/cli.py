@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,7 +16,7 @@ from typing import Callable, Sequence
 from edge.errors import UserError
 from train.selection import Selection
 
-SUBCOMMANDS = ("train", "data-info", "evaluate", "synth", "download")
+SUBCOMMANDS = ("train", "data-info", "evaluate", "merge", "synth", "download")
 DEFAULT_SYNTH_WORDS = "yes,no,up,down,left,right,on,off,stop,go"
 
 # The synthetic (wake-word) recipe. Measured on the real "jarvis" recordings and real speech: see README,
@@ -209,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(recipe="auto")
     e.add_argument("--split", default="test", choices=("train", "validation", "test"))
     e.add_argument("--json", action="store_true")
+    g = sub.add_parser("merge", help="several runs of one recipe (e.g. different --seed) as one model whose logits "
+                                     "are the mean of theirs (a Raspberry Pi model; see train/ensemble.py)")
+    g.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="two or more run folders")
+    g.add_argument("--out", type=Path, required=True, help="the merged run folder")
+    g.add_argument("--force", action="store_true", help="replace an existing run folder")
     sub.add_parser("synth", help="generate the synthetic espeak-ng dataset", add_help=False)
     sub.add_parser("download", help="download Speech Commands v2 or FSDD (needs a network)", add_help=False)
     return parser
@@ -601,6 +607,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from train.ensemble import merge_runs
+
+    if len(args.runs) < 2:
+        raise UserError("merge needs at least two run folders")
+    if args.out.resolve() in [r.resolve() for r in args.runs]:
+        raise UserError(f"--out {args.out} is one of the runs to merge; choose a new folder")
+    for r in args.runs:
+        if not r.is_dir():
+            raise UserError(f"{r}: not a run folder")
+    replacing = args.out.exists() and any(args.out.iterdir())
+    if replacing and not args.force:
+        raise UserError(f"{args.out} already exists; pass --force to replace it")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.merging-", dir=args.out.parent))
+    try:
+        meta = merge_runs(args.runs, tmp)  # every check passes before the user's folder is touched
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if replacing:
+        print(f"replacing existing run folder {args.out} (--force)", file=sys.stderr)
+        shutil.rmtree(args.out)
+    tmp.rename(args.out)
+    size = meta["metrics"]["size"]
+    print(f"merged {len(args.runs)} runs into {args.out}: {meta['model']['cell']} {meta['model']['layers']} x "
+          f"{meta['model']['hidden']} ({size['params']} params, {size['macs_per_frame']} MACs/frame); export it with "
+          f"python -m export {args.out} --out ART")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
@@ -615,6 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from train import download
             return download.main(argv[1:])
         args = build_parser().parse_args(argv)
-        return {"train": cmd_train, "data-info": cmd_data_info, "evaluate": cmd_evaluate}[args.command](args)
+        return {"train": cmd_train, "data-info": cmd_data_info, "evaluate": cmd_evaluate,
+                "merge": cmd_merge}[args.command](args)
 
     return run_cli(body)
