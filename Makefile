@@ -1,5 +1,5 @@
 # One entry point. `make export` and `make test` set everything up themselves on a fresh machine.
-#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [KEYWORDS=word[,word]] [DATA="dir [dir ...]"] [MODEL=gru|lstm|rnn] [SIZE=mcu|pi] [OUT=artifacts/NAME]
+#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [KEYWORDS=word[,word]] [DATA="dir [dir ...]"] [MODEL=gru|lstm|rnn] [SIZE=mcu|pi] [SEEDS="0 1 2"] [OUT=artifacts/NAME]
 #   make test | report | bench | soak | frontend-lib | firmware-host | firmware-m4 | test-pi
 #   make esphome [KEYWORD=word] [OUT=artifacts/NAME]: the run as an ESPHome micro_wake_word model in $(OUT)/esphome
 
@@ -21,6 +21,10 @@ HIDDEN ?=
 LAYERS ?=
 # empty: the recipe's training default (synthetic: 8 for one keyword, 30 for several; else the size's, 64 mcu, 24 pi)
 EPOCHS ?=
+# training seed(s): one (default 0), or several, e.g. SEEDS="0 1 2": one run per seed ($(RUN)-s<seed>), merged into
+# $(RUN) by `python -m train merge` (their logits averaged: a Raspberry Pi model, no firmware sources)
+SEEDS ?=
+MERGED := $(word 2,$(SEEDS))
 OUT ?= artifacts/default
 NAME := $(notdir $(OUT))
 RUN ?= runs/$(NAME)
@@ -69,8 +73,15 @@ voices:
 DATA_FLAG := $(if $(DATA),--data $(DATA),) $(if $(KEYWORDS),--keywords $(KEYWORDS),)
 ARCH_FLAGS := $(if $(HIDDEN),--hidden $(HIDDEN),) $(if $(LAYERS),--layers $(LAYERS),)
 
+TRAIN_CMD = $(PY) -m train --recipe $(RECIPE) $(DATA_FLAG) --model $(MODEL) --size $(SIZE) $(ARCH_FLAGS) $(if $(EPOCHS),--epochs $(EPOCHS),)
+
 train: setup
-	$(PY) -m train --recipe $(RECIPE) $(DATA_FLAG) --model $(MODEL) --size $(SIZE) $(ARCH_FLAGS) $(if $(EPOCHS),--epochs $(EPOCHS),) --out $(RUN) --force
+ifeq ($(MERGED),)
+	$(TRAIN_CMD) $(if $(SEEDS),--seed $(SEEDS),) --out $(RUN) --force
+else
+	$(foreach s,$(SEEDS),$(TRAIN_CMD) --seed $(s) --out $(RUN)-s$(s) --force &&) \
+	  $(PY) -m train merge $(foreach s,$(SEEDS),$(RUN)-s$(s)) --out $(RUN) --force
+endif
 
 artifacts: setup
 	@test -f $(RUN)/model.safetensors || $(MAKE) --no-print-directory train
@@ -95,11 +106,12 @@ WAKEWORD_FLAGS := $(if $(and $(POSITIVES),$(NEGATIVES)),--positives $(POSITIVES)
 report: setup
 	$(PY) -m export report $(OUT) --out $(REPORT) --force $(WAKEWORD_FLAGS)
 
-# SIZE=pi is a Raspberry Pi model: no firmware sources for it (`make codegen OUT=...` still makes them on request)
-FIRMWARE_STEPS := $(if $(filter pi,$(SIZE)),firmware-skip,codegen firmware-record)
+# SIZE=pi, or several SEEDS merged, is a Raspberry Pi model: no firmware sources for it (`make codegen OUT=...` still
+# makes them on request)
+FIRMWARE_STEPS := $(if $(or $(filter pi,$(SIZE)),$(MERGED)),firmware-skip,codegen firmware-record)
 
 firmware-skip:
-	@echo "note: SIZE=pi is a Raspberry Pi model: firmware/generated/ left as it is (make codegen OUT=$(OUT) to generate it anyway)"
+	@echo "note: $(if $(MERGED),SEEDS=\"$(SEEDS)\" (merged),SIZE=pi) is a Raspberry Pi model: firmware/generated/ left as it is (make codegen OUT=$(OUT) to generate it anyway)"
 
 export: train artifacts $(FIRMWARE_STEPS) report
 	@echo "device artifacts in $(OUT), firmware sources in firmware/generated, report in $(REPORT)/report.md"

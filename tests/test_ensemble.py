@@ -151,3 +151,25 @@ def test_merge_cli_errors_leave_the_users_folders_alone(trained_run: Path, tmp_p
     one_line(_train("merge", str(trained_run), str(other), "--out", str(out), "--force"), "other labels")
     assert (out / "keep.txt").read_text() == "user file"  # a failed merge does not delete the folder, even with --force
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged", "seed1"]  # nothing half-written left behind
+
+
+def test_make_seeds_trains_one_run_per_seed_and_merges_them() -> None:
+    """`make SEEDS="0 1"` (dry run): a run per seed, then `train merge` into $(RUN); the merged model is a Pi model,
+    so `make export` generates no firmware sources for it. One seed (or none) trains $(RUN) itself, as before."""
+    common = ["RECIPE=synthetic", "KEYWORDS=jarvis", "RUN=runs/t", "OUT=artifacts/t"]
+
+    def make(*args: str) -> str:
+        r = subprocess.run(["make", *args, *common], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def firmware_steps(seeds: str) -> str:
+        return make("--eval", "print-steps: ; @echo $(FIRMWARE_STEPS)", "print-steps", f"SEEDS={seeds}").strip()
+
+    merged = [l for l in make("-n", "train", "SEEDS=0 1").splitlines() if "-m train" in l]
+    assert "--seed 0 --out runs/t-s0 " in merged[0] and "--seed 1 --out runs/t-s1 " in merged[0]
+    assert any("-m train merge runs/t-s0 runs/t-s1 --out runs/t --force" in l for l in merged)
+    assert firmware_steps("0 1") == "firmware-skip"
+    single = [l for l in make("-n", "train", "SEEDS=1").splitlines() if "-m train" in l]
+    assert len(single) == 1 and "--seed 1 --out runs/t --force" in single[0]
+    assert firmware_steps("1") == firmware_steps("") == "codegen firmware-record"

@@ -123,6 +123,12 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
     runs = [load_run(Path(d)) for d in run_dirs]
     _check_shared([r.meta for r in runs], [str(d) for d in run_dirs])
     merged = merge_models([r.model for r in runs])
+    # a self-check on features at the members' own scale: float32 rounding only (measured ~1e-6)
+    rng = np.random.default_rng(0)
+    probe = (merged.feat_mean.numpy() + merged.feat_std.numpy() * rng.standard_normal((200, merged.config.input_dim)))
+    diff = max_logit_difference(merged, [r.model for r in runs], probe)
+    if diff > 1e-4:
+        raise RuntimeError(f"merged logits differ from the members' mean by {diff:.2e}: a bug in train.ensemble")
     meta = json.loads(json.dumps(runs[0].meta))
     meta["model"] = merged.config.to_dict()
     meta["train_config"]["model"] = merged.config.to_dict()
@@ -147,7 +153,7 @@ def _write_run(out: Path, model: RecurrentKWS, meta: dict[str, Any]) -> None:
 
 
 def max_logit_difference(merged: RecurrentKWS, models: Sequence[RecurrentKWS], features: np.ndarray) -> float:
-    """Largest |merged logits - mean of the members' logits| over a feature sequence [T, F] (a check for the CLI)."""
+    """Largest |merged logits - mean of the members' logits| over a feature sequence [T, F] (`merge_runs` checks it)."""
     x = torch.from_numpy(np.asarray(features, np.float32))[None]
     with torch.no_grad():
         want = torch.stack([m(x)[0] for m in models]).mean(0)
