@@ -7,6 +7,7 @@ real export, whose float TFLite model must give the softmax of the members' mean
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -159,7 +160,11 @@ def test_make_seeds_trains_one_run_per_seed_and_merges_them() -> None:
     common = ["RECIPE=synthetic", "KEYWORDS=jarvis", "RUN=runs/t", "OUT=artifacts/t"]
 
     def make(*args: str) -> str:
-        r = subprocess.run(["make", *args, *common], cwd=REPO, capture_output=True, text=True, timeout=120)
+        # run as its own make, not as a sub-make of `make test` (which would print "Entering directory" lines and
+        # pass its flags on)
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+        r = subprocess.run(["make", "--no-print-directory", *args, *common], cwd=REPO, capture_output=True,
+                           text=True, timeout=120, env=env)
         assert r.returncode == 0, r.stderr
         return r.stdout
 
