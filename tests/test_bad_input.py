@@ -376,6 +376,9 @@ def test_existing_run_folder_needs_force(tmp_path: Path) -> None:
     _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--babble", "1.5", "--out", str(out),
                          "--force"), "--babble must be in [0, 1)")
     assert (out / "keep.txt").read_text() == "user file"
+    _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--bandlimit", "-0.1", "--out", str(out),
+                         "--force"), "--bandlimit must be between 0 and 1")
+    assert (out / "keep.txt").read_text() == "user file"
     for bad, says in (("1.2,0.9", "0.5 <= LO <= 1 <= HI <= 2"), ("0.9", "two numbers LO,HI")):
         _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--warp", bad, "--out", str(out),
                              "--force"), says)

@@ -32,6 +32,7 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
     # options left unset (None) are resolved in `cmd_train`: from --size, the cell, the recipe
     assert args.hidden is args.layers is args.proj is args.epochs is args.lr is args.loop_penalty is None
     assert args.unknown_whole_word is None  # on for the synthetic recipe, off otherwise
+    assert args.bandlimit is None  # WAKE_BANDLIMIT for a synthetic wake word, else off
     assert args.unknown_word_min is None  # SC_UNKNOWN_WORD_MIN for speech_commands, TrainConfig's (off) otherwise
     from train.cli import SC_UNKNOWN_WORD_MIN, resolve_unknown_word_min
 

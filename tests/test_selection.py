@@ -120,13 +120,14 @@ def test_training_averages_weights_and_picks_epochs_by_wake_recall(sc_dir: Path,
 
 
 @pytest.mark.parametrize("keywords, expected", [
-    ("jarvis", (8, 0.998, Selection.WAKE_RECALL, 75)),  # a wake word: the measured schedule and detection window
-    ("yes,no", (30, 0.0, Selection.CLIP_ACCURACY, 10)),  # several keywords: as before (8 epochs undertrain them)
+    # a wake word: the measured schedule, detection window and band-limited share
+    ("jarvis", (8, 0.998, Selection.WAKE_RECALL, 75, 0.4)),
+    ("yes,no", (30, 0.0, Selection.CLIP_ACCURACY, 10, 0.0)),  # several keywords: as before (8 epochs undertrain them)
 ])
 def test_synthetic_defaults_depend_on_the_keyword_count(keywords: str, expected: tuple, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m train --recipe synthetic --keywords ...` without --epochs/--ema-decay/--select/--window: the
+    """`python -m train --recipe synthetic --keywords ...` without --epochs/--ema-decay/--select/--window/--bandlimit: the
     defaults the README states; explicit flags win. The data and the training are replaced by stand-ins that record the config."""
     import train.cli as cli
     import train.trainer as trainer
@@ -135,12 +136,15 @@ def test_synthetic_defaults_depend_on_the_keyword_count(keywords: str, expected:
     monkeypatch.setattr(cli, "resolve_data", lambda args: ("folder", [tmp_path], tuple(args.keywords.split(","))))
     metrics = {"size": {"params": 0, "macs_per_frame": 0}, "train_seconds": 0}
     monkeypatch.setattr(trainer, "train", lambda cfg, out, progress=True: seen.append(cfg) or metrics)
-    for extra in ([], ["--epochs", "3", "--ema-decay", "0", "--select", "clip-accuracy", "--window", "20"]):
+    for extra in ([], ["--epochs", "3", "--ema-decay", "0", "--select", "clip-accuracy", "--window", "20",
+                       "--bandlimit", "0.7"]):
         assert cli.main(["train", "--recipe", "synthetic", "--keywords", keywords, "--out", str(tmp_path / "run"),
                          "--force", "--negative-data", "none", *extra]) == 0
-    assert (seen[0].epochs, seen[0].ema_decay, seen[0].selection, seen[0].postprocess.window) == expected
-    assert (seen[1].epochs, seen[1].ema_decay, seen[1].selection, seen[1].postprocess.window) == (
-        3, 0.0, Selection.CLIP_ACCURACY, 20)
+    def chosen(cfg):
+        return cfg.epochs, cfg.ema_decay, cfg.selection, cfg.postprocess.window, cfg.stream.bandlimit_prob
+
+    assert chosen(seen[0]) == expected
+    assert chosen(seen[1]) == (3, 0.0, Selection.CLIP_ACCURACY, 20, 0.7)
     assert cli.main(["train", "--recipe", "synthetic", "--keywords", keywords, "--out", str(tmp_path / "run"),
                      "--force", "--negative-data", "none", "--window", "0"]) == 2  # a user error: one line, exit 2
     assert len(seen) == 2 and "--window must be at least 1" in capsys.readouterr().err

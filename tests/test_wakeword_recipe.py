@@ -14,7 +14,7 @@ from conftest import need
 from edge.datasets import SILENCE, UNKNOWN, Recipe, load_dataset
 from edge.errors import UserError
 from train import synth, voices
-from train.streams import StreamConfig, acoustics, channel_colouring, room_response
+from train.streams import StreamConfig, acoustics, band_limit, channel_colouring, room_response
 from train.synth.render import speak
 from train.trainer import view_clips
 from train.wordlist import COMMON_WORDS, close_negatives, fragments
@@ -265,6 +265,48 @@ def test_acoustics_keep_level_and_add_a_tail() -> None:
     # off: returns the clip untouched and draws nothing (recipes without acoustics are unchanged)
     r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
     assert acoustics(x, StreamConfig(), RATE, r1) is x and r1.random() == r2.random()
+
+
+def _band_energy(x: np.ndarray, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+    f = np.fft.rfftfreq(len(x), 1.0 / RATE)
+    return float(spec[(f >= lo) & (f < hi)].sum())
+
+
+def test_band_limit_keeps_the_band_and_removes_what_lies_above_the_cutoff() -> None:
+    t = np.arange(RATE) / RATE
+    low, high = np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 4400 * t)
+    y = band_limit(low + high, 4000.0, RATE)
+    assert len(y) == RATE
+    # away from the ends (where the signal stops abruptly and the filter's ringing shows), the 1 kHz tone passes
+    # unchanged (flat to 0.9 x cutoff; 1e-3 of its amplitude for that ringing) and the 4.4 kHz tone above the
+    # cut-off is gone (-40 dB: the same ringing; the inner 0.8 s hold whole periods of both tones)
+    inner = slice(RATE // 10, -RATE // 10)
+    assert np.max(np.abs(y[inner] - low[inner])) < 1e-3
+    assert _band_energy(y[inner], 4200, 4600) < 1e-4 * _band_energy((low + high)[inner], 4200, 4600)
+
+
+def test_band_limited_episodes_lose_their_high_band_and_off_draws_nothing() -> None:
+    from edge.frontend import FrontendConfig
+    from train.streams import build_episode
+
+    fe = FrontendConfig()
+    word = np.random.default_rng(2).normal(0, 3000, 8000).astype(np.int16)  # white: energy in every band
+    index = {SILENCE: 0, UNKNOWN: 1}
+    noise = [np.random.default_rng(3).normal(0, 1000, RATE).astype(np.int16)]
+    eps = {p: build_episode([(word, 1)] * 2, noise, index,
+                            StreamConfig(bandlimit_prob=p, bandlimit_hz=(3000.0, 3000.0), noise_prob=1.0), fe,
+                            np.random.default_rng(4)) for p in (0.0, 1.0)}
+    full, limited = eps[0.0].pcm, eps[1.0].pcm
+    assert len(full) == len(limited) and np.array_equal(eps[0.0].labels, eps[1.0].labels)  # same episode
+    # below 0.9 x cutoff the same signal (to the int16 rounding), above the cutoff only rounding noise is left
+    assert abs(_band_energy(limited, 200, 2600) / _band_energy(full, 200, 2600) - 1) < 1e-3
+    assert _band_energy(limited, 3100, 8000) < 1e-4 * _band_energy(full, 3100, 8000)
+    # off (the default): no random draw, so recipes without it see the same streams as before
+    r1, r2 = np.random.default_rng(6), np.random.default_rng(6)
+    build_episode([(word, 1)], noise, index, StreamConfig(), fe, r1)
+    build_episode([(word, 1)], noise, index, StreamConfig(bandlimit_prob=0.0, bandlimit_hz=(9.0, 9.0)), fe, r2)
+    assert r1.random() == r2.random()
 
 
 # --------------------------------------------------------------------------- running-speech negatives
