@@ -21,18 +21,18 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
               "loop_gain_bound": args.loop_gain_bound, "babble_share": args.babble,
               "warp": parse_warp(args.warp), "model.size": args.size, "model.feedback_levels": args.feedback_levels,
               "model.bidirectional": args.bidirectional, "stream.objective": args.objective,
-              "stream.snr_db": tuple(float(v) for v in args.snr_db.split(","))}
+              "stream.snr_db": tuple(float(v) for v in args.snr_db.split(",")),
+              "stream.bandlimit_prob": args.bandlimit}
     expected = {"batch": cfg.batch, "patience": cfg.patience, "views": cfg.views, "seed": cfg.seed,
                 "threads": cfg.threads, "oversample": cfg.oversample, "model.cell": cfg.model.cell.value,
                 "loop_gain_bound": cfg.loop_gain_bound, "babble_share": cfg.babble_share,
                 "warp": cfg.warp, "model.size": cfg.model.size.value, "model.feedback_levels": cfg.model.feedback_levels,
                 "model.bidirectional": cfg.model.bidirectional, "stream.objective": cfg.stream.objective.value,
-                "stream.snr_db": tuple(cfg.stream.snr_db)}
+                "stream.snr_db": tuple(cfg.stream.snr_db), "stream.bandlimit_prob": cfg.stream.bandlimit_prob}
     assert parsed == expected
     # options left unset (None) are resolved in `cmd_train`: from --size, the cell, the recipe
     assert args.hidden is args.layers is args.proj is args.epochs is args.lr is args.loop_penalty is None
     assert args.unknown_whole_word is None  # on for the synthetic recipe, off otherwise
-    assert args.bandlimit is None  # WAKE_BANDLIMIT for a synthetic wake word, else off
     assert args.unknown_word_min is None  # SC_UNKNOWN_WORD_MIN for speech_commands, TrainConfig's (off) otherwise
     from train.cli import SC_UNKNOWN_WORD_MIN, resolve_unknown_word_min
 
