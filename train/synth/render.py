@@ -65,7 +65,7 @@ def speak(plan: ClipPlan, rate_wpm: int, piper_seed: int | None = None) -> np.nd
 def render_clip(plan: ClipPlan, config: SynthConfig, piper_seed: int | None = None) -> np.ndarray:
     """One int16 clip: 1 s for a word, 3 s for a sentence. If the text is too long at the planned rate, it
     is spoken faster; a carrier phrase that still does not fit loses its start (the keyword is at the end),
-    a sentence its end. `piper_seed`: see `speak` (`render_batch` shares one Piper session over a batch)."""
+    a sentence its end. `piper_seed`: see `speak` (`dataset._render_batch` shares one Piper session over a batch)."""
     length = SENTENCE_SAMPLES if plan.word == SENTENCE_FOLDER else CLIP_SAMPLES
     rate = plan.rate_wpm
     while True:
