@@ -38,7 +38,7 @@ ESPHOME_OUT ?= $(OUT)/esphome
 
 export KWS_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: setup voices export esphome train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
+.PHONY: setup voices voices-nonfree export esphome train artifacts codegen firmware-record firmware-skip report bench soak test test-fast clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -69,6 +69,24 @@ voices:
 	   (apt-get update -qq && apt-get install -y -qq --no-install-recommends $(VOICE_PACKAGES) >/dev/null 2>&1)) \
 	  || echo "note: could not install $(VOICE_PACKAGES); the synthetic recipe uses the other voices"; \
 	else echo "note: $(VOICE_PACKAGES) not installed (sudo apt-get install $(VOICE_PACKAGES)); the synthetic recipe uses the other voices"; fi
+
+# MBROLA, RHVoice and SVOX Pico: voices built from recordings of real people, in Debian's contrib/non-free section
+# (MBROLA's voices are for non-commercial use; see README, "A custom wake word from text"). Opt-in: on Debian, as
+# root, this adds contrib and non-free to apt's sources (/etc/apt/sources.list.d/kws-nonfree.sources) and installs them.
+NONFREE_VOICE_PACKAGES := espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 rhvoice rhvoice-english libttspico-utils
+NONFREE_SOURCES := /etc/apt/sources.list.d/kws-nonfree.sources
+voices-nonfree:
+	@. /etc/os-release 2>/dev/null; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || [ "$$ID" != debian ]; then \
+	  echo "note: not root on Debian: install $(NONFREE_VOICE_PACKAGES) yourself (Debian contrib/non-free; Ubuntu multiverse)"; \
+	else \
+	  if [ ! -e $(NONFREE_SOURCES) ]; then echo "adding contrib non-free for $$VERSION_CODENAME to $(NONFREE_SOURCES)"; \
+	    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+	      "$$VERSION_CODENAME" > $(NONFREE_SOURCES); fi; \
+	  echo "installing $(NONFREE_VOICE_PACKAGES) (synthetic voices)"; \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends $(NONFREE_VOICE_PACKAGES) >/dev/null 2>&1) \
+	  || { echo "error: could not install $(NONFREE_VOICE_PACKAGES)" >&2; exit 1; }; \
+	fi
 
 DATA_FLAG := $(if $(DATA),--data $(DATA),) $(if $(KEYWORDS),--keywords $(KEYWORDS),)
 ARCH_FLAGS := $(if $(HIDDEN),--hidden $(HIDDEN),) $(if $(LAYERS),--layers $(LAYERS),)

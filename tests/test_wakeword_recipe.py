@@ -1,4 +1,4 @@
-"""The custom wake-word recipe: more synthetic voices (flite, Piper, Festival), carrier phrases, close negatives,
+"""The custom wake-word recipe: more synthetic voices (flite, Piper, Festival, MBROLA, RHVoice, Pico), carrier phrases, close negatives,
 room and microphone acoustics, real negative speech merged in, and the per-view `_unknown_` draw."""
 
 from __future__ import annotations
@@ -82,6 +82,55 @@ def test_festival_voice_speaks_follows_rate_and_warps_into_higher_voices() -> No
     assert abs(ratio / (max(voices.FESTIVAL_WARPS) / min(voices.FESTIVAL_WARPS)) - 1) < 0.1, ratio
 
 
+#: engine -> (its native function, a voice to test)
+NONFREE = {
+    "mbrola": (voices.mbrola_native, "us1"),
+    "rhvoice": (voices.rhvoice_native, "slt"),
+    "pico": (voices.pico_native, "en-US"),
+}
+
+
+@pytest.mark.parametrize("engine", sorted(NONFREE))
+def test_nonfree_engines_speak_every_voice_follow_rate_and_pitch(engine: str) -> None:
+    """MBROLA (espeak-ng's 0-99 pitch, rate in wpm), RHVoice and Pico (pitch and rate in percent): every voice
+    speaks, the rate and pitch settings act, and the output is deterministic."""
+    need(voices.available_engines()[engine] is None, str(voices.available_engines()[engine]))
+    native, voice = NONFREE[engine]
+    rate_lo, rate_hi, p_lo, p_hi = (120, 240, 20, 80) if engine == "mbrola" else (70, 140, 80, 130)
+    for v in {"mbrola": voices.MBROLA_VOICES, "rhvoice": voices.RHVOICE_VOICES, "pico": voices.PICO_VOICES}[engine]:
+        audio, rate = native("jarvis", v, (rate_lo + rate_hi) // 2, (p_lo + p_hi) // 2)
+        assert rate in (16000, 24000) and audio.dtype == np.int16, v
+        assert 0.2 < len(audio) / rate < 2.0 and rms(audio) > 300, v
+    slow, rate = native("hello there", voice, rate_lo, 50 if engine == "mbrola" else 100)
+    fast, _ = native("hello there", voice, rate_hi, 50 if engine == "mbrola" else 100)
+    # twice the rate: at least 1.4x shorter (the engines keep pauses and plosives partly fixed)
+    assert len(slow) > 1.4 * len(fast)
+    low, _ = native("hello there", voice, rate_lo, p_lo)
+    high, _ = native("hello there", voice, rate_lo, p_hi)
+    # MBROLA's pitch 20 -> 80 is ~1.8x (measured 130 -> 230 Hz), RHVoice's and Pico's 80 -> 130 % is 1.6x:
+    # autocorrelation F0 on 100 ms of synthetic speech, at least 1.3x
+    assert dominant_f0(high, rate) > 1.3 * dominant_f0(low, rate), engine
+    again, _ = native("hello there", voice, rate_lo, p_hi)
+    assert np.array_equal(high, again)
+    # markup and option-like words are spoken as text, not obeyed (a pitch of 10 % or a voice switch)
+    marked, _ = native("<pitch level='10'>-v hello</pitch>", voice, rate_lo, p_hi)
+    plain, _ = native("hello", voice, rate_lo, p_hi)
+    assert len(marked) > 2 * len(plain) and dominant_f0(marked, rate) > 0.8 * dominant_f0(plain, rate)
+
+
+def test_every_clip_pitch_jitter_is_around_its_speaker() -> None:
+    """espeak-ng and MBROLA speakers have a base pitch on espeak-ng's 0-100 scale; the others' pitch is in Hz
+    or percent, so a clip's jitter is 50 +- `pitch_jitter` (percent of the speaker's own). Before, flite's
+    F0 (e.g. 150 Hz) was clipped to 100 on the 0-100 scale and every such clip spoke at 1.5x its F0."""
+    engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
+    config = synth.SynthConfig(engines=engines, engine_weights=(1.0,) * len(engines))
+    plans = _plans(config, 400)
+    assert {p.speaker.engine for p in plans} == set(engines)
+    for p in plans:
+        base = p.speaker.pitch if p.speaker.engine in ("espeak", "mbrola") else 50
+        assert abs(p.pitch - base) <= config.pitch_jitter, p
+
+
 def test_festival_is_used_only_when_named() -> None:
     """`--synth-engines auto` keeps the measured default (espeak-ng, flite, Piper where installed); Festival
     joins only when named, and naming a missing engine is an error, not a silent drop."""
@@ -105,6 +154,12 @@ def test_unknown_voices_are_user_errors() -> None:
         voices.piper_native("x", "nobody", 1.0, 0.5, 0.5)
     with pytest.raises(UserError, match="unknown Festival voice"):
         voices.festival_native("x", "nobody", 1.0)
+    with pytest.raises(UserError, match="unknown MBROLA voice"):
+        voices.mbrola_native("x", "nobody", 175, 50)
+    with pytest.raises(UserError, match="unknown RHVoice voice"):
+        voices.rhvoice_native("x", "nobody", 100, 100)
+    with pytest.raises(UserError, match="unknown Pico voice"):
+        voices.pico_native("x", "nobody", 100, 100)
     with pytest.raises(UserError, match="unknown synthesis engines"):
         synth.SynthConfig(engines=("espeak", "sam")).validate()
 
@@ -118,8 +173,8 @@ def _plans(config: synth.SynthConfig, n: int = 200) -> list[synth.ClipPlan]:
 
 def test_every_engine_has_training_speakers_and_its_share_of_clips() -> None:
     engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
-    need(len(engines) == 4, f"needs flite, piper and festival installed (have {engines})")
-    weights = (0.4, 0.25, 0.35, 0.2)
+    need(engines == synth.ENGINES, f"needs every engine installed (have {engines})")
+    weights = (0.4, 0.25, 0.35, 0.2, 0.15, 0.2, 0.15)
     config = synth.SynthConfig(engines=engines, engine_weights=weights)
     speakers = synth.speaker_pool(config)
     split_of = synth.assign_speaker_splits(speakers, config, 0)
@@ -155,11 +210,11 @@ def test_carrier_phrases_end_with_the_keyword_and_fit_the_clip() -> None:
 
 def test_dataset_with_all_engines_is_valid(tmp_path: Path) -> None:
     engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
-    need(len(engines) == 4, f"needs flite, piper and festival installed (have {engines})")
-    config = synth.SynthConfig(engines=engines, engine_weights=(1, 1, 1, 1), carrier_share=0.5, noise_seconds=2)
-    s = synth.generate_dataset(tmp_path / "d", ["jarvis"], ["apple"], n_per_word=30, n_per_negative=6,
+    need(engines == synth.ENGINES, f"needs every engine installed (have {engines})")
+    config = synth.SynthConfig(engines=engines, engine_weights=(1,) * len(engines), carrier_share=0.5, noise_seconds=2)
+    s = synth.generate_dataset(tmp_path / "d", ["jarvis"], ["apple"], n_per_word=60, n_per_negative=6,
                                config=config, progress=False)
-    assert s.clips == 36
+    assert s.clips == 66
     rows = (tmp_path / "d" / "speakers.tsv").read_text().splitlines()
     assert rows[0].split("\t")[1] == "engine" and {r.split("\t")[1] for r in rows[1:]} == set(engines)
     for wav in (tmp_path / "d" / "jarvis").iterdir():

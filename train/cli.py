@@ -29,7 +29,8 @@ PER_NEGATIVE = 40
 #: words closest in spelling to the keyword(s) (`train.wordlist.close_negatives`), shared among several keywords
 CLOSE_NEGATIVES = 20
 #: share of keyword clips per synthesis engine (renormalised over the installed ones)
-ENGINE_WEIGHTS = {"espeak": 0.4, "flite": 0.25, "piper": 0.35, "festival": 0.2}
+ENGINE_WEIGHTS = {"espeak": 0.4, "flite": 0.25, "piper": 0.35, "festival": 0.2, "mbrola": 0.15, "rhvoice": 0.2,
+                  "pico": 0.15}
 #: the engines `--synth-engines auto` uses where installed. Festival is named explicitly: measured on "jarvis" (two
 #: seeds), adding it moved real-voice recall by +25 and -6 pp at the export threshold: no clear gain (README)
 AUTO_ENGINES = ("espeak", "flite", "piper")
@@ -37,7 +38,7 @@ CARRIER_SHARE = 0.25
 #: running-speech negatives: synthetic sentences of common words (`train.synth.plan_sentences`)
 SENTENCES = 3000
 #: bump when the generated data changes, so the .cache/synth folder is rebuilt
-SYNTH_RECIPE_VERSION = 4  # 4: Piper clips reproducible (seeded sessions)
+SYNTH_RECIPE_VERSION = 5  # 4: Piper clips reproducible (seeded sessions); 5: flite pitch jitter around its F0
 #: `_unknown_` clips per view when real negatives are trained on (`--train-on-negatives`)
 UNKNOWN_PER_VIEW = 3000
 #: share of clips with a simulated room and microphone (synthetic recipe). Off: measured on the real "jarvis"
@@ -114,8 +115,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                         f"words and {SC_SYNTH_COMMON_WORDS} common words as _unknown_ training data (default "
                         f"{SC_SYNTH_UNKNOWNS} = off; e.g. 30)")
     p.add_argument("--synth-engines", default="auto",
-                   help="synthetic recipe: comma-separated engines of espeak,flite,piper,festival (default auto: espeak, flite and "
-                        "piper where installed)")
+                   help="synthetic recipe: comma-separated engines of espeak,flite,piper,festival,mbrola,rhvoice,pico (default "
+                        "auto: espeak, flite and piper where installed)")
 
 
 def build_parser() -> argparse.ArgumentParser:

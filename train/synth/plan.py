@@ -17,8 +17,9 @@ from train.synth.settings import (DEFAULT_NEGATIVES, ENGINES, SENTENCE_FOLDER, S
 
 @dataclass(frozen=True)
 class Speaker:
-    """One synthetic speaker. espeak: voice + variant + base pitch (0-100); flite: voice + mean F0 in Hz;
-    piper and festival: voice + warp in percent (see `train.voices`)."""
+    """One synthetic speaker. espeak and mbrola: voice + variant + base pitch (0-100); flite: voice + mean F0 in
+    Hz; piper and festival: voice + warp in percent; rhvoice and pico: voice + pitch in percent (see
+    `train.voices`)."""
 
     voice: str
     variant: str
@@ -46,7 +47,8 @@ def usable_engines(config: SynthConfig) -> list[str]:
 
 def speaker_pool(config: SynthConfig) -> list[Speaker]:
     """espeak: every voice x available variant x base pitch (variants missing from the shipped data are
-    skipped); flite: every voice x its F0 settings; piper and festival: every voice x warp. Only usable engines."""
+    skipped); flite: every voice x its F0 settings; piper and festival: every voice x warp; mbrola, rhvoice and
+    pico: every voice x pitch. Only usable engines."""
     engines = usable_engines(config)
     out: list[Speaker] = []
     if "espeak" in engines:
@@ -61,6 +63,12 @@ def speaker_pool(config: SynthConfig) -> list[Speaker]:
         out += [Speaker(v, "", w, "piper") for v in voices.PIPER_VOICES for w in voices.PIPER_WARPS]
     if "festival" in engines:
         out += [Speaker(v, "", w, "festival") for v in voices.FESTIVAL_VOICES for w in voices.FESTIVAL_WARPS]
+    if "mbrola" in engines:
+        out += [Speaker(v, "", p, "mbrola") for v in voices.MBROLA_VOICES for p in voices.MBROLA_PITCHES]
+    if "rhvoice" in engines:
+        out += [Speaker(v, "", p, "rhvoice") for v in voices.RHVOICE_VOICES for p in voices.RHVOICE_PITCHES]
+    if "pico" in engines:
+        out += [Speaker(v, "", p, "pico") for v in voices.PICO_VOICES for p in voices.PICO_PITCHES]
     if not out:
         raise SynthError(f"none of the synthesis engines {', '.join(config.engines)} is installed")
     return out
@@ -133,9 +141,7 @@ def plan_word(
         rng = _word_rng(seed, word, 1, i)
         pool = _engine_pool(pools[split], config, rng)
         speaker = pool[int(rng.integers(len(pool)))]
-        pitch = int(
-            np.clip(speaker.pitch + rng.integers(-config.pitch_jitter, config.pitch_jitter + 1), 0, 100)
-        )
+        pitch = int(np.clip(_pitch_base(speaker) + rng.integers(-config.pitch_jitter, config.pitch_jitter + 1), 0, 100))
         plans.append(
             ClipPlan(
                 word=word,
@@ -151,6 +157,13 @@ def plan_word(
             )
         )
     return plans
+
+
+def _pitch_base(speaker: Speaker) -> int:
+    """Where a clip's pitch jitter is centred: espeak-ng's and MBROLA's pitch is on espeak-ng's 0-100 scale, so
+    the speaker's own; the other engines read a clip's pitch as 50 +- the jitter, in percent of the speaker's
+    pitch (`render.speak`), since their speakers' pitch is in Hz or percent."""
+    return speaker.pitch if speaker.engine in ("espeak", "mbrola") else 50
 
 
 def plan_sentences(n: int, vocabulary: Sequence[str], pools: dict[str, list[Speaker]], config: SynthConfig,

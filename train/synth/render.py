@@ -39,16 +39,24 @@ def fit_to_clip(x: np.ndarray, rng: np.random.Generator, length: int = CLIP_SAMP
 
 
 def speak(plan: ClipPlan, rate_wpm: int, piper_seed: int | None = None) -> np.ndarray:
-    """The plan's text by its speaker's engine at `rate_wpm` (flite/piper/festival: as a tempo relative to
+    """The plan's text by its speaker's engine at `rate_wpm` (all but espeak-ng and MBROLA: as a tempo relative to
     175 wpm), float64 at 16 kHz. `piper_seed`: the seed of the Piper session (`voices.piper_native`; default: a
     fresh session seeded with the plan's seed)."""
     text, spk = plan.text or plan.word, plan.speaker
     if spk.engine == "espeak":
         return synthesize(text, spk.espeak_voice, rate_wpm, plan.pitch, plan.pitch_range, seed=plan.seed).astype(np.float64)
+    if spk.engine == "mbrola":
+        audio, rate = voices.mbrola_native(text, spk.voice, rate_wpm, plan.pitch)
+        return resample(audio.astype(np.float64), rate, TARGET_RATE)
     tempo = 175.0 / rate_wpm
-    if spk.engine == "flite":
-        f0 = spk.pitch + (plan.pitch - 50) * spk.pitch // 100  # the clip's pitch jitter, in percent of the speaker's F0
-        audio, rate = voices.flite_native(text, spk.voice, tempo, f0)
+    own = spk.pitch + (plan.pitch - 50) * spk.pitch // 100  # the clip's pitch jitter, in percent of the speaker's
+    if spk.engine in ("flite", "rhvoice", "pico"):
+        if spk.engine == "flite":
+            audio, rate = voices.flite_native(text, spk.voice, tempo, own)
+        elif spk.engine == "rhvoice":
+            audio, rate = voices.rhvoice_native(text, spk.voice, round(100 / tempo), own)
+        else:
+            audio, rate = voices.pico_native(text, spk.voice, round(100 / tempo), own)
         return resample(audio.astype(np.float64), rate, TARGET_RATE)
     if spk.engine == "festival":
         audio, rate = voices.festival_native(text, spk.voice, tempo)

@@ -9,7 +9,7 @@ from edge.errors import UserError
 
 
 #: synthesis engines, in the order their speakers are listed and split (`train.voices`)
-ENGINES: tuple[str, ...] = ("espeak", "flite", "piper", "festival")
+ENGINES: tuple[str, ...] = ("espeak", "flite", "piper", "festival", "mbrola", "rhvoice", "pico")
 
 TARGET_RATE = 16000
 CLIP_SAMPLES = TARGET_RATE  # every word clip is exactly 1.0 s
@@ -84,7 +84,7 @@ class SynthConfig:
     validation_fraction: float = 0.1
     testing_fraction: float = 0.1
     noise_seconds: float = 45.0
-    #: synthesis engines (`train.voices`): espeak-ng always; flite, piper and festival where installed
+    #: synthesis engines (`train.voices`): espeak-ng always; the others where installed
     engines: tuple[str, ...] = ("espeak",)
     #: share of clips per engine (same order as `engines`; renormalised over the engines of each split)
     engine_weights: tuple[float, ...] = (1.0,)
