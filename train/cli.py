@@ -203,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "a wake word from a Speech Commands model); 'auto': for the synthetic recipe, a model of the same "
                         f"architecture trained first ({PRETRAIN_EPOCHS} epochs, cached) on the real --negative-data speech; "
                         "default none")
+    t.add_argument("--teacher", default=None, metavar="RUN",
+                   help="knowledge distillation: a run folder whose posteriors on the training streams this model also "
+                        "learns (e.g. several seeds merged by `train merge`); same labels and front end")
+    t.add_argument("--distil-weight", type=float, default=defaults.distil_weight, metavar="W",
+                   help=f"with --teacher: share of the loss that is the KL divergence from the teacher (default "
+                        f"{defaults.distil_weight:g}; the rest is the frame targets' cross-entropy)")
     t.add_argument("--out", type=Path, default=Path("runs/default"), help="run folder")
     t.add_argument("--force", action="store_true", help="replace an existing run folder")
     t.add_argument("--quiet", action="store_true")
@@ -466,6 +472,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     unknown_word_min = resolve_unknown_word_min(args)
     if args.init_from not in ("auto", "none") and not Path(args.init_from).is_dir():
         raise UserError(f"--init-from: {args.init_from} is not a run folder")
+    if args.teacher is not None and not Path(args.teacher).is_dir():
+        raise UserError(f"--teacher: {args.teacher} is not a run folder")
+    if not 0.0 <= args.distil_weight <= 1.0:
+        raise UserError("--distil-weight must be between 0 and 1")
     lr = cell.default_lr if args.lr is None else args.lr
     if lr <= 0:
         raise UserError("--lr must be positive")
@@ -507,7 +517,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       batch=args.batch, lr=lr, oversample=args.oversample,
                       unknown_word_min=unknown_word_min, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
-                      init_from=str(init_from or ""), ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,
+                      init_from=str(init_from or ""), teacher=str(args.teacher or ""), distil_weight=args.distil_weight,
+                      ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,
                       loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),

@@ -220,6 +220,12 @@ class TrainConfig:
     #: match is copied (the recurrent layers and the feature normalisation; the head too when the labels are the
     #: same), the rest keeps its fresh initialisation
     init_from: str = ""
+    #: a run folder whose model teaches this one (knowledge distillation, e.g. several seeds merged by `python -m
+    #: train merge`): the loss is (1 - distil_weight) x the frame targets' cross-entropy + distil_weight x the KL
+    #: divergence from the teacher's posteriors on the same training streams (every frame, with its own state
+    #: carried as the student's). Same labels and front end required. "" = off.
+    teacher: str = ""
+    distil_weight: float = 0.5
     #: share of the background-noise files that are babble of real talkers (`train.streams.speech_babble`), built
     #: from training clips of the `negative_data` folders (0 = off; recipes without negative data have none)
     babble_share: float = 0.0

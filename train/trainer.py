@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save
 from torch import nn
+from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -318,7 +319,10 @@ def train_epoch(
     progress: bool,
     desc: str,
     ema: AveragedModel | None = None,
+    soft: torch.Tensor | None = None,
 ) -> tuple[float, float, list[float]]:
+    """One pass over the view's chunks. `soft`: the teacher's posteriors on this view (`teacher_posteriors`),
+    [rows, frames, labels]; with it the loss mixes in their KL divergence by `cfg.distil_weight`."""
     model.train()
     T = cfg.stream.chunk_frames
     n_chunks = view.resets.shape[1]
@@ -341,7 +345,12 @@ def train_epoch(
             x = torch.einsum("btf,bgf->btg", x, warps)
         x = spec_augment(x, model.feat_mean, rng, cfg.spec_time_mask, cfg.spec_freq_mask)
         logits, state, penalty = _forward_with_state_penalty(model, x, state, cfg, probe)
-        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)) + penalty
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        if soft is not None:
+            target = soft[:, j * T : (j + 1) * T].reshape(-1, logits.shape[-1])
+            kl = F.kl_div(F.log_softmax(logits.reshape(-1, logits.shape[-1]), -1), target, reduction="batchmean")
+            loss = (1.0 - cfg.distil_weight) * loss + cfg.distil_weight * kl
+        loss = loss + penalty
         opt.zero_grad()
         loss.backward()
         norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)))
@@ -354,6 +363,32 @@ def train_epoch(
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{correct / max(counted, 1):.3f}")
     return float(np.mean(losses)) if losses else 0.0, correct / max(counted, 1), norms
+
+
+@torch.no_grad()
+def teacher_posteriors(teacher: RecurrentKWS, view: StreamView, chunk_frames: int) -> torch.Tensor:
+    """The teacher's posteriors on a training view, [rows, frames, labels]: chunk by chunk with its state carried
+    and reset where the view resets it, as `train_epoch` runs the student; on the view's features before the
+    per-epoch SpecAugment and warp (the teacher's view of the clean stream)."""
+    teacher.eval()
+    state = teacher.initial_state(view.features.shape[0])
+    out = []
+    for j in range(view.resets.shape[1]):
+        keep = torch.from_numpy(~view.resets[:, j]).float()[None, :, None]
+        state = tuple(s * keep for s in state)
+        logits, state = teacher(torch.from_numpy(view.features[:, j * chunk_frames : (j + 1) * chunk_frames]), state)
+        out.append(torch.softmax(logits, -1))
+    return torch.cat(out, dim=1)
+
+
+def load_teacher(run_dir: Path, labels: list[str], frontend: FrontendConfig) -> RecurrentKWS:
+    """The teacher run's model, refused in one line when its labels or front end differ from the student's."""
+    run = load_run(run_dir)
+    if run.labels != labels:
+        raise UserError(f"--teacher {run_dir}: its labels {run.labels} differ from this training's {labels}")
+    if run.frontend != frontend:
+        raise UserError(f"--teacher {run_dir}: its front end differs from this training's")
+    return run.model
 
 
 def _forward_with_state_penalty(
@@ -438,6 +473,8 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     model.feat_std.copy_(std)
     if cfg.init_from:
         initialise_from(model, Path(cfg.init_from), progress)
+    teacher = load_teacher(Path(cfg.teacher), labels, cfg.frontend) if cfg.teacher else None
+    soft_of: dict[int, torch.Tensor] = {}  # view number -> the teacher's posteriors on it
     weights = class_weights(view(0), len(labels))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -459,8 +496,10 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
         # One torch thread while the next view is built on the other core (epochs before the last new view),
         # then `--threads`. A rule on the epoch, not on the builder's progress, so runs stay reproducible.
         torch.set_num_threads(1 if epoch < cfg.views - 1 else cfg.threads)
+        if teacher is not None and epoch % cfg.views not in soft_of:
+            soft_of[epoch % cfg.views] = teacher_posteriors(teacher, current, cfg.stream.chunk_frames)
         loss, facc, norms = train_epoch(model, current, opt, weights, cfg, rng, progress,
-                                        f"epoch {epoch + 1}/{cfg.epochs}", ema)
+                                        f"epoch {epoch + 1}/{cfg.epochs}", ema, soft_of.get(epoch % cfg.views))
         sched.step()
         val = score_clips(clip_posteriors(judged, val_feats), val_truth, labels, cfg.postprocess) if val_feats else {"accuracy": facc}
         wake = wake_score(judged, prep.wake) if prep.wake is not None else None
