@@ -119,16 +119,32 @@ def test_nonfree_engines_speak_every_voice_follow_rate_and_pitch(engine: str) ->
 
 
 def test_every_clip_pitch_jitter_is_around_its_speaker() -> None:
-    """espeak-ng and MBROLA speakers have a base pitch on espeak-ng's 0-100 scale; the others' pitch is in Hz
-    or percent, so a clip's jitter is 50 +- `pitch_jitter` (percent of the speaker's own). Before, flite's
-    F0 (e.g. 150 Hz) was clipped to 100 on the 0-100 scale and every such clip spoke at 1.5x its F0."""
+    """espeak-ng and MBROLA speakers have a base pitch on espeak-ng's 0-100 scale; RHVoice's and Pico's pitch is
+    in percent, so a clip's jitter is 50 +- `pitch_jitter` (percent of the speaker's own); flite keeps its
+    measured rule (`plan._pitch_base`): its F0 on the 0-100 scale, clipped."""
     engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
     config = synth.SynthConfig(engines=engines, engine_weights=(1.0,) * len(engines))
     plans = _plans(config, 400)
     assert {p.speaker.engine for p in plans} == set(engines)
     for p in plans:
-        base = p.speaker.pitch if p.speaker.engine in ("espeak", "mbrola") else 50
-        assert abs(p.pitch - base) <= config.pitch_jitter, p
+        if p.speaker.engine == "flite":
+            assert min(p.speaker.pitch, 100) - config.pitch_jitter <= p.pitch <= min(p.speaker.pitch + config.pitch_jitter, 100), p
+        elif p.speaker.engine in ("espeak", "mbrola"):
+            assert abs(p.pitch - p.speaker.pitch) <= config.pitch_jitter, p
+        elif p.speaker.engine in ("rhvoice", "pico"):
+            assert abs(p.pitch - 50) <= config.pitch_jitter, p
+
+
+def test_flite_speaks_at_its_measured_higher_pitch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flite is asked for F0 x (1 + (clip pitch - 50) / 100): slt (150-205 Hz listed) at 1.5x, kal (90 Hz) at
+    1.36-1.44x (README, "Flite's pitch": speaking at the listed F0 lowered recall on real voices)."""
+    asked = []
+    monkeypatch.setattr(voices, "flite_native", lambda text, voice, stretch, f0: (asked.append(f0), (np.ones(800, np.int16), 16000))[1])
+    config = synth.SynthConfig(engines=("flite",), engine_weights=(1.0,))
+    for p in _plans(config, 60):
+        speak(p, 175)
+        ratio = asked[-1] / p.speaker.pitch
+        assert (ratio == pytest.approx(1.5, abs=0.01)) if p.speaker.pitch >= 104 else (1.3 <= ratio <= 1.5), (p, asked[-1])
 
 
 def test_festival_is_used_only_when_named() -> None:

@@ -38,7 +38,7 @@ CARRIER_SHARE = 0.25
 #: running-speech negatives: synthetic sentences of common words (`train.synth.plan_sentences`)
 SENTENCES = 3000
 #: bump when the generated data changes, so the .cache/synth folder is rebuilt
-SYNTH_RECIPE_VERSION = 5  # 4: Piper clips reproducible (seeded sessions); 5: flite pitch jitter around its F0
+SYNTH_RECIPE_VERSION = 4  # 4: Piper clips reproducible (seeded sessions)
 #: `_unknown_` clips per view when real negatives are trained on (`--train-on-negatives`)
 UNKNOWN_PER_VIEW = 3000
 #: share of clips with a simulated room and microphone (synthetic recipe). Off: measured on the real "jarvis"

@@ -160,10 +160,13 @@ def plan_word(
 
 
 def _pitch_base(speaker: Speaker) -> int:
-    """Where a clip's pitch jitter is centred: espeak-ng's and MBROLA's pitch is on espeak-ng's 0-100 scale, so
-    the speaker's own; the other engines read a clip's pitch as 50 +- the jitter, in percent of the speaker's
-    pitch (`render.speak`), since their speakers' pitch is in Hz or percent."""
-    return speaker.pitch if speaker.engine in ("espeak", "mbrola") else 50
+    """Where a clip's pitch jitter is centred, before it is clipped to espeak-ng's 0-100 scale. espeak-ng and MBROLA:
+    the speaker's pitch on that scale. flite: its F0 in Hz as well, so a flite clip's pitch is min(F0 +- jitter,
+    100) and `render.speak` asks flite for F0 x (1 + (pitch - 50) / 100): 1.3-1.5x the listed F0 (kal ~127 Hz,
+    rms 120-180, awb 140-200, slt 225-307). That began as an accident; it is kept because speaking at the listed
+    F0 instead lowered recall on real voices (three seeds, README "Flite's pitch"). The other engines: 50 +- the
+    jitter, read as percent of the speaker's own pitch."""
+    return speaker.pitch if speaker.engine in ("espeak", "mbrola", "flite") else 50
 
 
 def plan_sentences(n: int, vocabulary: Sequence[str], pools: dict[str, list[Speaker]], config: SynthConfig,

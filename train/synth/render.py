@@ -49,7 +49,7 @@ def speak(plan: ClipPlan, rate_wpm: int, piper_seed: int | None = None) -> np.nd
         audio, rate = voices.mbrola_native(text, spk.voice, rate_wpm, plan.pitch)
         return resample(audio.astype(np.float64), rate, TARGET_RATE)
     tempo = 175.0 / rate_wpm
-    own = spk.pitch + (plan.pitch - 50) * spk.pitch // 100  # the clip's pitch jitter, in percent of the speaker's
+    own = spk.pitch + (plan.pitch - 50) * spk.pitch // 100  # the clip's pitch, in percent of the speaker's (plan._pitch_base)
     if spk.engine in ("flite", "rhvoice", "pico"):
         if spk.engine == "flite":
             audio, rate = voices.flite_native(text, spk.voice, tempo, own)
