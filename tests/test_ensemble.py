@@ -176,5 +176,27 @@ def test_make_seeds_trains_one_run_per_seed_and_merges_them() -> None:
     assert any("-m train merge runs/t-s0 runs/t-s1 --out runs/t --force" in l for l in merged)
     assert firmware_steps("0 1") == "firmware-skip"
     single = [l for l in make("-n", "train", "SEEDS=1").splitlines() if "-m train" in l]
-    assert len(single) == 1 and "--seed 1 --out runs/t --force" in single[0]
+    assert len(single) == 1 and "--seed 1 --out runs/t --force" in single[0] and "--teacher" not in single[0]
     assert firmware_steps("1") == firmware_steps("") == "codegen firmware-record"
+
+
+def test_make_teacher_seeds_distil_merged_seeds_into_one_model() -> None:
+    """`TEACHER_SEEDS="0 1 2"` (dry run): those seeds trained and merged into the teacher, then $(RUN) trained with
+    `--teacher` (one model: firmware sources as without a teacher). Without it, $(RUN) is trained alone."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
+    def trainings(*args: str) -> list[str]:
+        r = subprocess.run(["make", "--no-print-directory", "-n", "train", "RUN=runs/t", "RECIPE=synthetic",
+                            "KEYWORDS=jarvis", *args], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+        return [c.strip() for l in r.stdout.splitlines() for c in l.rstrip("\\").split("&&") if "-m train" in c]
+
+    steps = trainings("TEACHER_SEEDS=0 1 2")
+    assert [c.split("--out ")[1].split()[0] for c in steps] == ["runs/t-teacher-s0", "runs/t-teacher-s1",
+                                                                 "runs/t-teacher-s2", "runs/t-teacher", "runs/t"]
+    assert [c.split("--seed ")[1].split()[0] for c in steps[:3]] == ["0", "1", "2"]
+    assert "merge runs/t-teacher-s0 runs/t-teacher-s1 runs/t-teacher-s2" in steps[3]
+    assert "--teacher runs/t-teacher" in steps[4] and "--keywords jarvis" in steps[4]
+    assert "--seed 5 --teacher runs/t-teacher" in trainings("TEACHER_SEEDS=3 4", "SEEDS=5")[-1]
+    alone = trainings()
+    assert len(alone) == 1 and "--out runs/t --force" in alone[0] and "--teacher" not in alone[0]
