@@ -174,7 +174,7 @@ def test_unknown_voices_are_user_errors() -> None:
         voices.mbrola_native("x", "nobody", 175, 50)
     with pytest.raises(UserError, match="unknown RHVoice voice"):
         voices.rhvoice_native("x", "nobody", 100, 100)
-    with pytest.raises(UserError, match="unknown Pico voice"):
+    with pytest.raises(UserError, match="unknown SVOX Pico voice"):
         voices.pico_native("x", "nobody", 100, 100)
     with pytest.raises(UserError, match="unknown synthesis engines"):
         synth.SynthConfig(engines=("espeak", "sam")).validate()

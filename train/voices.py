@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -251,34 +252,32 @@ def _plain_text(text: str) -> str:
     return " ".join(text.replace("<", " ").replace(">", " ").replace("&", " and ").split()).lstrip("-")
 
 
+def _nonfree_words(text: str, engine: str, title: str, voice: str, names: tuple[str, ...],
+                   available: Callable[[], bool]) -> str:
+    """`text` as plain words (`_plain_text`), once `voice` is one of the engine's `names` and the engine is installed."""
+    if voice not in names:
+        raise VoiceError(f"unknown {title} voice {voice!r} (have {', '.join(names)})")
+    if not available():
+        raise VoiceError(f"{title} is not installed (apt-get install {NONFREE_PACKAGES[engine]})")
+    return _plain_text(text)
+
+
 def mbrola_native(text: str, voice: str, rate_wpm: int, pitch: int) -> tuple[np.ndarray, int]:
     """An MBROLA voice through the espeak-ng program: (int16 samples, 16 kHz). `pitch`: espeak-ng's 0-99."""
-    if voice not in MBROLA_VOICES:
-        raise VoiceError(f"unknown MBROLA voice {voice!r} (have {', '.join(MBROLA_VOICES)})")
-    if not mbrola_available():
-        raise VoiceError(f"MBROLA is not installed (apt-get install {NONFREE_PACKAGES['mbrola']})")
-    words = _plain_text(text)
+    words = _nonfree_words(text, "mbrola", "MBROLA", voice, MBROLA_VOICES, mbrola_available)
     return _run_to_wav("mbrola", ["espeak-ng", "-v", f"mb-{voice}", "-s", str(int(rate_wpm)),
                                   "-p", str(int(np.clip(pitch, 0, 99))), "-w", "{out}", words], words)
 
 
 def rhvoice_native(text: str, voice: str, rate_percent: int, pitch_percent: int) -> tuple[np.ndarray, int]:
     """An RHVoice voice: (int16 samples, 24 kHz)."""
-    if voice not in RHVOICE_VOICES:
-        raise VoiceError(f"unknown RHVoice voice {voice!r} (have {', '.join(RHVOICE_VOICES)})")
-    if not rhvoice_available():
-        raise VoiceError(f"RHVoice is not installed (apt-get install {NONFREE_PACKAGES['rhvoice']})")
-    words = _plain_text(text)
+    words = _nonfree_words(text, "rhvoice", "RHVoice", voice, RHVOICE_VOICES, rhvoice_available)
     return _run_to_wav("rhvoice", ["RHVoice-test", "-p", voice, "-r", str(int(rate_percent)),
                                    "-t", str(int(pitch_percent)), "-o", "{out}"], words, stdin=words + "\n")
 
 
 def pico_native(text: str, voice: str, speed_percent: int, pitch_percent: int) -> tuple[np.ndarray, int]:
     """An SVOX Pico voice: (int16 samples, 16 kHz); rate and pitch through Pico's markup."""
-    if voice not in PICO_VOICES:
-        raise VoiceError(f"unknown Pico voice {voice!r} (have {', '.join(PICO_VOICES)})")
-    if not pico_available():
-        raise VoiceError(f"SVOX Pico is not installed (apt-get install {NONFREE_PACKAGES['pico']})")
-    words = _plain_text(text)
+    words = _nonfree_words(text, "pico", "SVOX Pico", voice, PICO_VOICES, pico_available)
     marked = f"<speed level='{int(speed_percent)}'><pitch level='{int(pitch_percent)}'>{words}</pitch></speed>"
     return _run_to_wav("pico", ["pico2wave", "-l", voice, "-w", "{out}", marked], words)
