@@ -49,14 +49,13 @@ def speak(plan: ClipPlan, rate_wpm: int, piper_seed: int | None = None) -> np.nd
         audio, rate = voices.mbrola_native(text, spk.voice, rate_wpm, plan.pitch)
         return resample(audio.astype(np.float64), rate, TARGET_RATE)
     tempo = 175.0 / rate_wpm
-    own = spk.pitch + (plan.pitch - 50) * spk.pitch // 100  # the clip's pitch, in percent of the speaker's (plan._pitch_base)
     if spk.engine in ("flite", "rhvoice", "pico"):
+        own = spk.pitch + (plan.pitch - 50) * spk.pitch // 100  # the clip's pitch, in percent of the speaker's (plan._pitch_base)
         if spk.engine == "flite":
             audio, rate = voices.flite_native(text, spk.voice, tempo, own)
-        elif spk.engine == "rhvoice":
-            audio, rate = voices.rhvoice_native(text, spk.voice, round(100 / tempo), own)
         else:
-            audio, rate = voices.pico_native(text, spk.voice, round(100 / tempo), own)
+            native = voices.rhvoice_native if spk.engine == "rhvoice" else voices.pico_native
+            audio, rate = native(text, spk.voice, round(100 / tempo), own)
         return resample(audio.astype(np.float64), rate, TARGET_RATE)
     if spk.engine == "festival":
         audio, rate = voices.festival_native(text, spk.voice, tempo)
