@@ -76,8 +76,6 @@ def check_exportable(run: Any, keyword: str) -> int:
                         "no EXP) cannot compute; export a GRU, LSTM or Elman RNN")
     if cfg.bidirectional:
         raise UserError("cannot export a bidirectional model for streaming: it needs future frames")
-    if run.model.proj is not None:
-        raise UserError("the input projection's ReLU is not in ESPHome's op set; export a model without --proj")
     return run.labels.index(keyword)
 
 

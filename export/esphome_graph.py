@@ -138,8 +138,8 @@ class EsphomeModule(tf.Module):
     def step(self, features):
         cfg = self.fw.config
         x = tf.reshape(features, [1, cfg.input_dim])
-        if self.wt.proj is not None:  # ReLU of the projection: max(z, 0) is not in the op set either
-            raise ValueError("models with an input projection (ReLU) are not supported by the ESPHome export")
+        if self.wt.proj is not None:  # the converter fuses the ReLU into FULLY_CONNECTED (no RELU op)
+            x = tf.nn.relu(tf.matmul(x, self.wt.proj[0]) + self.wt.proj[1])
         kinds = cfg.cell.state_names
         for l in range(cfg.layers):
             st = {k: self.states[l * len(kinds) + j].read_value() for j, k in enumerate(kinds)}

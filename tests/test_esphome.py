@@ -143,20 +143,23 @@ def test_check_command_user_errors_are_one_line(content: bytes | None, tmp_path:
 # ----------------------------------------------------------------------------- the exported model
 @pytest.fixture(scope="module")
 def exported(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's small GRU (12 labels) exported for the wake word "yes" (short streams: ~30 s)."""
+    """The session's small GRU (12 labels) exported for the wake word "yes" (short streams: ~40 s)."""
     from export.esphome import EsphomeOptions, build_esphome
 
     out = tmp_path_factory.mktemp("esphome") / "esp"
-    build_esphome(trained_run, out, EsphomeOptions(KEYWORD, threshold_minutes=3.0, verify_seconds=60.0,
-                                                   calibration_seconds=60.0), progress=False)
+    build_esphome(trained_run, out, EsphomeOptions(KEYWORD, threshold_minutes=3.0, verify_seconds=60.0),
+                  progress=False)  # the default calibration (DEFAULT_CALIBRATION_SECONDS)
     return out
 
 
-def test_exported_model_obeys_the_contract(exported: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_exported_model_obeys_the_contract(exported: Path, trained_run: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # the session's model has the default size's input projection: its ReLU must be fused, not a RELU op
+    assert json.loads((trained_run / "config.json").read_text())["model"]["proj"] > 0
     model, manifest = exported / f"{KEYWORD}.tflite", exported / f"{KEYWORD}.json"
     assert contract.check_files(model, manifest) == []
     facts = contract.model_facts(model.read_bytes())
-    assert set(contract.STATE_OPS) <= set(facts.ops) and {"TANH", "SUB", "DEQUANTIZE"}.isdisjoint(facts.ops)
+    assert set(contract.STATE_OPS) <= set(facts.ops) and {"TANH", "SUB", "DEQUANTIZE", "RELU"}.isdisjoint(facts.ops)
     assert facts.variables == 1 and facts.variable_bytes == 32 and facts.float_variables == 0  # GRU-32 state, int8
     assert facts.inputs[0].shape == [1, 1, 40] and facts.outputs[0].shape == [1, 1]
     rc, out, _ = _cli(["esphome-check", str(model), str(manifest)], capsys)
@@ -222,13 +225,17 @@ def test_same_probabilities_on_real_speech_in_tflite_micro(exported: Path, train
     d = np.abs(p_esp - p_ours)
     assert len(feats) > 1000
     # measured: mean 0.0047, 87 % of frames within 2 output steps, max < 0.1 (this stream is keyword-dense: the
-    # export's 60 s test stream gives mean 0.0012, 98 %)
+    # export's 60 s test stream gives mean 0.0012, 98 %). With the default size's input projection (ReLU before the
+    # GRU) and the default 120 s of calibration: 0.0051, 84 %, 0.070; the ESPHome form of such a model depends more
+    # on its calibration frames (60 s: 0.0117, 78 %, 0.168; 300 s: 0.0331, 78 %, 0.387; README, "ESPHome").
     assert d.mean() < 0.01 and (d <= 2 / 256 + 1e-9).mean() > 0.8 and d.max() < 0.1
     # ESPHome's rule at the manifest's cutoff fires on the same words, within 100 ms
     micro = json.loads((exported / f"{KEYWORD}.json").read_text())["micro"]
     c, w = contract.cutoff_u8(micro["probability_cutoff"]), micro["sliding_window_size"]
     ours_u8 = np.clip(np.rint(p_ours * 256), 0, 255)
-    fired = [contract.esphome_detections(np.rint(p * 256), c, w, min_slices=0) for p in (p_esp, p_ours)]
+    # (ESPHome's own refractory rule: with none, a word held above the cutoff re-fires every `w` frames, and one
+    # frame's shift at the end of such a run changes that count without changing which words fire)
+    fired = [contract.esphome_detections(np.rint(p * 256), c, w) for p in (p_esp, p_ours)]
     assert len(fired[0]) == len(fired[1]) and np.abs(np.subtract(*fired)).max(initial=0) <= 10
     assert fired[0], "the keyword-dense stream fires at least once"
     assert ours_u8.max() > c

@@ -248,7 +248,8 @@ def test_gradient_clipping_is_active_and_state_is_carried(cell: Cell, monkeypatc
 def test_jordan_trains_through_its_feedback(objective: str, one_thread: None) -> None:
     """Both objectives train a Jordan network with the generic truncated-BPTT loop: the gradient reaches the
     posterior feedback weights (backpropagation through the fed-back softmax), and a few epochs on the tiny
-    view lower the loss."""
+    view lower the loss. The default size's input projection is in front of it (one more layer to learn first:
+    the frame objective's loss fell only to 0.83 of the first epoch's in 6 epochs, to 0.69 in 10)."""
     torch.manual_seed(0)
     v = _tiny_view(objective=objective)
     m = build_model(ModelConfig(cell=Cell.JORDAN, num_classes=3, hidden=16))
@@ -256,7 +257,8 @@ def test_jordan_trains_through_its_feedback(objective: str, one_thread: None) ->
     m.feat_std.copy_(torch.from_numpy(v.features.reshape(-1, 40).std(0) + 0.1))
     cfg = TrainConfig(spec_time_mask=0, spec_freq_mask=0)
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    losses = [train_epoch(m, v, opt, torch.ones(3), cfg, np.random.default_rng(0), False, "t")[0] for _ in range(6)]
+    assert m.proj is not None
+    losses = [train_epoch(m, v, opt, torch.ones(3), cfg, np.random.default_rng(0), False, "t")[0] for _ in range(10)]
     feedback = m.rnn.feedback.weight.grad
     assert feedback is not None and feedback.abs().sum() > 0
     assert losses[-1] < 0.8 * losses[0], losses
