@@ -1,5 +1,5 @@
 # One entry point. `make export` and `make test` set everything up themselves on a fresh machine.
-#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [KEYWORDS=word[,word]] [DATA="dir [dir ...]"] [MODEL=gru|lstm|rnn] [SIZE=mcu|pi] [SEEDS="0 1 2"] [TEACHER_SEEDS="0 1 2"] [OUT=artifacts/NAME]
+#   make export [RECIPE=synthetic|speech_commands|fsdd|folder] [KEYWORDS=word[,word]] [DATA="dir [dir ...]"] [MODEL=gru|lstm|rnn] [SIZE=mcu|pi] [HIDDEN=N] [LAYERS=N] [PROJ=N] [SEEDS="0 1 2"] [TEACHER_SEEDS="0 1 2"] [OUT=artifacts/NAME]
 #   make test | report | bench | soak | frontend-lib | firmware-host | firmware-m4 | test-pi
 #   make esphome [KEYWORD=word] [OUT=artifacts/NAME]: the run as an ESPHome micro_wake_word model in $(OUT)/esphome
 
@@ -16,9 +16,10 @@ KEYWORDS ?=
 MODEL ?= gru
 # mcu: fits the firmware budget (<= 32 KB flash, <= 8 KB arena); pi: a larger Raspberry Pi model
 SIZE ?= mcu
-# optional overrides of the size's architecture
+# optional overrides of the size's architecture (PROJ: input projection width, 0 = none)
 HIDDEN ?=
 LAYERS ?=
+PROJ ?=
 # empty: the recipe's training default (synthetic: 8 for one keyword, 30 for several; else the size's, 64 mcu, 24 pi)
 EPOCHS ?=
 # training seed(s): one (default 0), or several, e.g. SEEDS="0 1 2": one run per seed ($(RUN)-s<seed>), merged into
@@ -96,7 +97,7 @@ voices-nonfree:
 	fi
 
 DATA_FLAG := $(if $(DATA),--data $(DATA),) $(if $(KEYWORDS),--keywords $(KEYWORDS),)
-ARCH_FLAGS := $(if $(HIDDEN),--hidden $(HIDDEN),) $(if $(LAYERS),--layers $(LAYERS),)
+ARCH_FLAGS := $(if $(HIDDEN),--hidden $(HIDDEN),) $(if $(LAYERS),--layers $(LAYERS),) $(if $(PROJ),--proj $(PROJ),)
 
 TRAIN_CMD = $(PY) -m train --recipe $(RECIPE) $(DATA_FLAG) --model $(MODEL) --size $(SIZE) $(ARCH_FLAGS) $(if $(EPOCHS),--epochs $(EPOCHS),)
 

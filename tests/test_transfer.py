@@ -103,3 +103,40 @@ def test_synthetic_unknowns_are_a_training_only_folder_without_keywords(
     stamp = (out / "testing_list.txt").stat().st_mtime_ns
     assert cli.synthetic_unknowns_dir(SC_COMMANDS, 2, ("espeak",)) == out
     assert (out / "testing_list.txt").stat().st_mtime_ns == stamp
+
+
+def test_the_base_model_never_hears_the_wake_words_own_recordings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wake word that is a Speech Commands word (`cat` here, like `happy` or `marvin`): its real recordings are
+    what it is measured on, so the base model's data leaves its word folder out, and the cache tells the two
+    bases apart. A keyword that is one of the base task's ten classes gets no base model."""
+    from edge.datasets import UNKNOWN
+    from train.trainer import CHECKPOINT, CONFIG
+
+    real = _sc_folder(tmp_path / "sc", per_word=3)
+    monkeypatch.chdir(tmp_path)
+    whole = cli.base_dataset([real], ())
+    assert sum(c.path.parent.name == "cat" and c.label == UNKNOWN for c in whole.clips) == 3
+    without = cli.base_dataset([real], ("cat",))
+    assert not [c for c in without.clips if c.path.parent.name == "cat"]
+    assert len(without.clips) == len(whole.clips) - 3
+
+    seen = {}
+
+    def fake_train(cfg, out, progress=True, dataset=None):
+        seen[out.name] = sorted({c.path.parent.name for c in dataset.clips})
+        out.mkdir(parents=True)
+        (out / CONFIG).write_text("{}")
+        (out / CHECKPOINT).write_bytes(b"")
+
+    import train.trainer
+
+    monkeypatch.setattr(train.trainer, "train", fake_train)
+    model = ModelConfig(hidden=8)
+    plain = cli.resolve_init("auto", [real], model, 1, False)
+    held = cli.resolve_init("auto", [real], model, 1, False, ("cat",))
+    assert plain is not None and held is not None and plain != held
+    assert "cat" in seen[plain.name + ".partial"] and "cat" not in seen[held.name + ".partial"]
+    assert cli.resolve_init("auto", [real], model, 1, False, ("yes",)) is None
+    assert "yes is a class of the real-speech base model's task" in capsys.readouterr().err

@@ -361,9 +361,11 @@ def real_negative_dirs(values: list[str], keywords: tuple[str, ...]) -> list[Pat
     return found
 
 
-def resolve_init(value: str, real_speech: list[Path], model, threads: int, progress: bool) -> Path | None:
+def resolve_init(value: str, real_speech: list[Path], model, threads: int, progress: bool,
+                 keywords: tuple[str, ...] = ()) -> Path | None:
     """`--init-from`: a run folder, 'none', or 'auto': the cached real-speech base model (`pretrained_base`) when
-    real Speech Commands speech is at hand (the synthetic recipe's negatives), else none."""
+    real Speech Commands speech is at hand (the synthetic recipe's negatives), else none. `keywords`: the wake
+    word(s), whose real recordings the base must not hear (`pretrained_base`)."""
     if value == "none":
         return None
     if value != "auto":
@@ -376,19 +378,38 @@ def resolve_init(value: str, real_speech: list[Path], model, threads: int, progr
         print(f"note: {', '.join(map(str, real_speech))}: not Speech Commands folders, so no real-speech base model "
               "(--init-from RUN names one)", file=sys.stderr)
         return None
-    return pretrained_base(real_speech, model, threads, progress)
+    from edge.datasets import SC_COMMANDS
+
+    if any(k in SC_COMMANDS for k in keywords):
+        print(f"note: {', '.join(k for k in keywords if k in SC_COMMANDS)} is a class of the real-speech base model's "
+              "task: no base model (--init-from RUN names one)", file=sys.stderr)
+        return None
+    return pretrained_base(real_speech, model, threads, progress, keywords)
 
 
-def pretrained_base(dirs: list[Path], model, threads: int, progress: bool) -> Path:
+def base_dataset(dirs: list[Path], keywords: tuple[str, ...]):
+    """The real-speech base model's data: the 12-class Speech Commands task over `dirs`, without the word folders
+    named as a keyword (e.g. `happy`, an `_unknown_` word there): the wake word's real recordings stay unheard,
+    free for measuring, as the wake word's own negatives leave them out (`real_negative_dirs`)."""
+    from edge.datasets import Recipe, load_dataset
+
+    dataset = load_dataset(Recipe.SPEECH_COMMANDS, dirs)
+    dataset.clips = [c for c in dataset.clips if c.path.parent.name not in keywords]
+    return dataset
+
+
+def pretrained_base(dirs: list[Path], model, threads: int, progress: bool, keywords: tuple[str, ...] = ()) -> Path:
     """Train (once; cached under .cache/pretrained) a model of `model`'s architecture on the 12-class Speech
-    Commands task over the real speech in `dirs`: its recurrent layers have heard thousands of real speakers,
-    which a wake word trained from synthetic voices alone never does."""
+    Commands task over the real speech in `dirs` (`base_dataset`: without the keywords' own recordings): its
+    recurrent layers have heard thousands of real speakers, which a wake word trained from synthetic voices alone
+    never does."""
     from edge.datasets import Recipe
     from train.trainer import CHECKPOINT, CONFIG, TrainConfig, train
 
+    held_out = sorted({k for k in keywords for d in dirs if (d / k).is_dir()})
     arch = {k: v for k, v in model.to_dict().items() if k in ("cell", "hidden", "layers", "proj")}
     ident = json.dumps({"data": [str(d.resolve()) for d in dirs], "arch": arch, "epochs": PRETRAIN_EPOCHS,
-                        "views": PRETRAIN_VIEWS, "v": PRETRAIN_VERSION}, sort_keys=True)
+                        "views": PRETRAIN_VIEWS, "v": PRETRAIN_VERSION, "without": held_out}, sort_keys=True)
     out = Path(".cache") / "pretrained" / f"{arch['cell']}{arch['hidden']}x{arch['layers']}_{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
     if (out / CONFIG).exists() and (out / CHECKPOINT).exists():
         print(f"real-speech base model: {out} (cached)", file=sys.stderr)
@@ -400,7 +421,7 @@ def pretrained_base(dirs: list[Path], model, threads: int, progress: bool) -> Pa
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)  # an interrupted pretraining of our own cache folder
-    train(cfg, partial, progress=progress)
+    train(cfg, partial, progress=progress, dataset=base_dataset(dirs, tuple(held_out)))
     partial.rename(out)
     return out
 
@@ -512,7 +533,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     unknown_cap = (UNKNOWN_PER_VIEW if negatives and not heldout else 0) if args.unknown_per_view is None else args.unknown_per_view
     if unknown_cap < 0:
         raise UserError("--unknown-per-view must be >= 0")
-    init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet)
+    init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet,
+                             tuple(kws or ()))
     cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=epochs,
                       batch=args.batch, lr=lr, oversample=args.oversample,
                       unknown_word_min=unknown_word_min, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
