@@ -173,6 +173,16 @@ def test_model_size_is_counted(cell: Cell) -> None:
     assert model_size(cfg)["params"] == sum(p.numel() for p in m.parameters())
 
 
+def test_size_presets_stay_within_their_budgets() -> None:
+    """The issue's budgets: `mcu` the ~21 k parameters whose int8 model fits 32 KB of firmware flash (measured:
+    29,534 B for 20,908 parameters), `pi` up to ~250 k; the Pi model is the larger of the two."""
+    from train.config import ModelSize
+
+    params = {size: model_size(ModelConfig(size=size, **size.preset))["params"] for size in ModelSize}
+    assert params[ModelSize.MCU] <= 21_200
+    assert params[ModelSize.MCU] < params[ModelSize.PI] <= 250_000
+
+
 def _tiny_view(num_classes: int = 3, seed: int = 0, objective: str = "frame"):
     rng = np.random.default_rng(seed)
     t = np.arange(12000) / 16000
