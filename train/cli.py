@@ -370,7 +370,7 @@ def resolve_init(value: str, real_speech: list[Path], model, threads: int, progr
         return None
     if value != "auto":
         return Path(value)
-    from edge.datasets import Recipe, auto_recipe
+    from edge.datasets import SC_COMMANDS, Recipe, auto_recipe
 
     if not real_speech:
         return None
@@ -378,8 +378,6 @@ def resolve_init(value: str, real_speech: list[Path], model, threads: int, progr
         print(f"note: {', '.join(map(str, real_speech))}: not Speech Commands folders, so no real-speech base model "
               "(--init-from RUN names one)", file=sys.stderr)
         return None
-    from edge.datasets import SC_COMMANDS
-
     if any(k in SC_COMMANDS for k in keywords):
         print(f"note: {', '.join(k for k in keywords if k in SC_COMMANDS)} is a class of the real-speech base model's "
               "task: no base model (--init-from RUN names one)", file=sys.stderr)
