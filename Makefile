@@ -20,7 +20,7 @@ SIZE ?= mcu
 HIDDEN ?=
 LAYERS ?=
 PROJ ?=
-# empty: the recipe's training default (synthetic: 8 for one keyword, 30 for several; else the size's, 64 mcu, 48 pi)
+# empty: the recipe's training default (synthetic: 8 for one keyword, 30 for several; else the size's, 64 mcu, 64 pi)
 EPOCHS ?=
 # training seed(s): one (default 0), or several, e.g. SEEDS="0 1 2": one run per seed ($(RUN)-s<seed>), merged into
 # $(RUN) by `python -m train merge` (their logits averaged: a Raspberry Pi model, no firmware sources)
