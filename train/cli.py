@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bandlimit", type=float, default=0.0, metavar="SHARE",
                    help="share of training episodes low-passed as a band-limited channel (phone, Bluetooth), at a "
                         "cut-off drawn from 2.5-7 kHz (default 0: off; measured: helps 'jarvis', hurts 'happy')")
+    t.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives, metavar="N",
+                   help="hard-negative mining: after training, the N moments of real negative speech (the training split "
+                        "of --negative-data) where the model fires most are trained on as _unknown_ for --mine-epochs "
+                        f"more epochs (default {defaults.hard_negatives} = off)")
+    t.add_argument("--mine-epochs", type=int, default=defaults.mine_epochs, metavar="E",
+                   help=f"epochs of the hard-negative phase (default {defaults.mine_epochs})")
     t.add_argument("--warp", default="1,1", metavar="LO,HI",
                    help="frequency warp of the features (vocal-tract length perturbation): a factor per stream row "
                         "and epoch, log-uniform in [LO, HI], e.g. 0.85,1.18 (default 1,1: off)")
@@ -508,6 +514,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not 0.0 <= args.bandlimit <= 1.0:
         raise UserError("--bandlimit must be between 0 and 1")
     warp = parse_warp(args.warp)
+    if args.hard_negatives < 0 or args.mine_epochs < 1:
+        raise UserError("--hard-negatives must be >= 0 and --mine-epochs >= 1")
+    if args.hard_negatives and not negative_roots(args, roots):
+        raise UserError("--hard-negatives needs the synthetic recipe's real negative speech: a Speech Commands folder "
+                        "in KWS_DATA_DIR or --negative-data DIR")
     # Only once every argument checked out: a typo must not cost (or, with --force, delete) a run folder.
     if args.out.exists() and any(args.out.iterdir()):
         if not args.force:
@@ -539,6 +550,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), teacher=str(args.teacher or ""), distil_weight=args.distil_weight,
                       ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,
+                      hard_negatives=args.hard_negatives, mine_epochs=args.mine_epochs,
                       loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),

@@ -29,6 +29,7 @@ from train.synth import SENTENCE_FOLDER
 from train.config import TrainConfig
 from train.models import Cell, ModelConfig, RecurrentKWS, build_model, model_size
 from train.selection import RUNNING_MINUTES, RUNNING_SEED, Selection, WakeSelection, running_speech
+from train.mining import MINE_CLIPS, MINE_FLOOR, MINE_SEED, cut, hardest, keyword_track, mining_speech
 from train.streams import IGNORE, StreamView, build_view, speech_babble
 
 CHECKPOINT = "model.safetensors"
@@ -177,6 +178,8 @@ class Prepared:
     #: indices into `train` of running-speech sentences (never dropped by `unknown_per_view`)
     sentences: frozenset[int] = frozenset()
     wake: WakeMaterial | None = None  # the material of `Selection.WAKE_RECALL`
+    #: real negative speech to mine hard negatives from (`TrainConfig.hard_negatives`; empty when off)
+    mine_clips: list[np.ndarray] = field(default_factory=list)
 
 
 def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepared:
@@ -211,7 +214,17 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
         standard_sets[split] = (reuse_by_name(snames, spcm, known, lambda todo: clip_features(todo, fe)), struth)
     if cfg.selection is Selection.WAKE_RECALL and wake is None:
         raise UserError("--select wake-recall needs a validation split")
-    return Prepared(dataset, labels, train, noise, eval_sets, standard_sets, sentences, wake)
+    mine_clips = mining_clips(cfg, dataset, cache, progress) if cfg.hard_negatives > 0 else []
+    return Prepared(dataset, labels, train, noise, eval_sets, standard_sets, sentences, wake, mine_clips)
+
+
+def mining_clips(cfg: TrainConfig, dataset: Dataset, cache: AudioCache, progress: bool) -> list[np.ndarray]:
+    """The hard-negative pool (`train.mining`): at most MINE_CLIPS training-split clips of the real negative
+    folders, a seeded draw. Their validation split is left to the epoch choice and the export's threshold."""
+    folders = [Path(d).resolve() for d in cfg.negative_data]
+    pool = [c for c in dataset.split("train") if inside(c.path, folders)]
+    chosen = [pool[i] for i in np.random.default_rng(MINE_SEED).permutation(len(pool))[:MINE_CLIPS]]
+    return [cache.get(c.path) for c in tqdm(chosen, desc="mining pool", unit="clip", disable=not progress, leave=False)]
 
 
 #: babble beds: seconds each, talkers at once, training clips drawn from the negative folders
@@ -436,6 +449,10 @@ class ViewCache:
         self._future((epoch + 1) % self._count, False)  # prefetch, silently (one progress bar at a time)
         return current.result()
 
+    @property
+    def count(self) -> int:
+        return self._count
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -445,6 +462,122 @@ def normalisation(view: StreamView) -> tuple[torch.Tensor, torch.Tensor]:
     keep = view.labels.reshape(-1) != IGNORE
     f = f[keep] if keep.any() else f
     return torch.from_numpy(f.mean(0)), torch.from_numpy(f.std(0) + 0.1)
+
+
+def optimiser(model: RecurrentKWS, cfg: TrainConfig, lr: float, epochs: int
+              ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, AveragedModel | None]:
+    """AdamW with a one-cycle schedule over `epochs` (peak `lr`), and the weight average (`cfg.ema_decay`),
+    which starts from the weights training starts from (after the normalisation and any warm start)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs, pct_start=0.15, anneal_strategy="cos")
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
+    return opt, sched, ema
+
+
+@dataclass
+class Best:
+    """The epoch kept so far (by `TrainConfig.selection`) and every epoch's log."""
+
+    score: float = -1.0
+    epoch: int = -1
+    state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Phase:
+    """What every training phase shares: the model, the data, the class weights and the random draws."""
+
+    model: RecurrentKWS
+    prep: Prepared
+    cfg: TrainConfig
+    weights: torch.Tensor
+    teacher: RecurrentKWS | None
+    rng: np.random.Generator
+    progress: bool
+
+    def run(self, views: ViewCache, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+            ema: AveragedModel | None, epochs: range, best: Best) -> bool:
+        """Train `epochs` (numbered across phases; the views count from the phase's first epoch), judging each
+        (the weight average when there is one) and keeping the best in `best`. False when early stopping ended
+        the phase."""
+        cfg, prep, model = self.cfg, self.prep, self.model
+        judged: RecurrentKWS = ema.module if ema is not None else model  # type: ignore[assignment]
+        soft_of: dict[int, torch.Tensor] = {}  # view number -> the teacher's posteriors on it
+        val_feats, val_truth = prep.eval_sets.get("validation", prep.eval_sets.get("test", ([], [])))
+        for epoch in epochs:
+            t0, local = time.time(), epoch - epochs.start
+            current = views.get(local)
+            # One torch thread while the next view is built on the other core (epochs before the last new view),
+            # then `--threads`. A rule on the epoch, not on the builder's progress, so runs stay reproducible.
+            torch.set_num_threads(1 if local < views.count - 1 else cfg.threads)
+            k = local % views.count
+            if self.teacher is not None and k not in soft_of:
+                soft_of[k] = teacher_posteriors(self.teacher, current, cfg.stream.chunk_frames)
+            loss, facc, norms = train_epoch(model, current, opt, self.weights, cfg, self.rng, self.progress,
+                                            f"epoch {epoch + 1}/{epochs.stop}", ema, soft_of.get(k))
+            sched.step()
+            val = score_clips(clip_posteriors(judged, val_feats), val_truth, prep.labels, cfg.postprocess) if val_feats else {"accuracy": facc}
+            wake = wake_score(judged, prep.wake) if prep.wake is not None else None
+            log = EpochLog(epoch + 1, loss, facc, val["accuracy"], val["accuracy"] if wake is None else wake["score"],
+                           float(np.mean(norms)) if norms else 0.0,
+                           float(np.mean([n > cfg.clip_norm for n in norms])) if norms else 0.0, time.time() - t0)
+            best.history.append(asdict(log))
+            if self.progress:
+                chosen_by = "" if wake is None else f"  wake recall {log.selection_score:.3f}"
+                print(f"epoch {log.epoch:3d}  loss {loss:.4f}  frame acc {facc:.3f}  val clip acc {log.val_accuracy:.3f}"
+                      f"{chosen_by}  grad-norm {log.grad_norm_mean:.2f} (clipped {log.clipped_share:.0%})  {log.seconds:.1f}s",
+                      flush=True)
+            if log.selection_score > best.score:
+                best.score, best.epoch = log.selection_score, log.epoch
+                best.state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
+            elif log.epoch - best.epoch >= cfg.patience:
+                if self.progress:
+                    print(f"early stop: no validation improvement for {cfg.patience} epochs", flush=True)
+                return False
+        return True
+
+
+def mine_hard_negatives(model: RecurrentKWS, prep: Prepared, cfg: TrainConfig, progress: bool
+                        ) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """`cfg.hard_negatives` moments of the mining pool where `model` fires most (`train.mining`), as clips, and
+    what was found (for the run's metrics)."""
+    fe = cfg.frontend
+    if not prep.mine_clips:
+        raise UserError("--hard-negatives needs real negative speech with training clips (--negative-data)")
+    files = mining_speech(prep.mine_clips, fe.sample_rate)
+    feats = clip_features(list(tqdm(files, desc="mining", unit="file", disable=not progress, leave=False)), fe)
+    keyword_ids = [i for i, l in enumerate(prep.labels) if l not in (SILENCE, UNKNOWN)]
+    tracks = [keyword_track(p, keyword_ids, cfg.postprocess.window) for p in clip_posteriors(model, feats)]
+    found = hardest(tracks, cfg.hard_negatives, cfg.postprocess.refractory, MINE_FLOOR)
+    minutes = sum(len(f) for f in files) / fe.sample_rate / 60.0
+    summary: dict[str, Any] = {"minutes": round(minutes, 1), "clips": len(found),
+                               "score_max": round(found[0].score, 4) if found else None,
+                               "score_min": round(found[-1].score, 4) if found else None}
+    if progress:
+        scores = f" (smoothed keyword score {found[0].score:.2f} .. {found[-1].score:.2f})" if found else ""
+        print(f"hard negatives: {len(found)} moments of {minutes:.0f} min of real speech{scores}", flush=True)
+    return [cut(files[p.file], p.frame, fe) for p in found], summary
+
+
+def mined_views(prep: Prepared, cfg: TrainConfig, pieces: list[np.ndarray], progress: bool) -> ViewCache:
+    """The second phase's views: the training items plus `cfg.mine_repeats` copies of each mined clip as
+    `_unknown_`, kept in every view (as the running-speech sentences), on view seeds of their own."""
+    unknown = prep.labels.index(UNKNOWN)
+    items = prep.train + [(p, unknown) for p in pieces for _ in range(cfg.mine_repeats)]
+    exempt = prep.sentences | frozenset(range(len(prep.train), len(items)))
+    index = {l: i for i, l in enumerate(prep.labels)}
+
+    def build(k: int, show: bool) -> StreamView:
+        seed = cfg.seed * 1000 + MINED_VIEW_SEED + k
+        return build_view(view_clips(items, prep.labels, cfg.unknown_per_view, seed, exempt), prep.noise, index,
+                          cfg.stream, cfg.frontend, cfg.batch, seed, show)
+
+    return ViewCache(build, min(cfg.views, cfg.mine_epochs), progress)
+
+
+#: offset of the second phase's view seeds from the first phase's (seed * 1000 + view number)
+MINED_VIEW_SEED = 500
 
 
 def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Dataset | None = None) -> dict[str, Any]:
@@ -474,54 +607,29 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     if cfg.init_from:
         initialise_from(model, Path(cfg.init_from), progress)
     teacher = load_teacher(Path(cfg.teacher), labels, cfg.frontend) if cfg.teacher else None
-    soft_of: dict[int, torch.Tensor] = {}  # view number -> the teacher's posteriors on it
     weights = class_weights(view(0), len(labels))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs, pct_start=0.15, anneal_strategy="cos"
-    )
-    # after the normalisation and any warm start: the average starts from the weights training starts from
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
-    judged: RecurrentKWS = ema.module if ema is not None else model  # type: ignore[assignment]
-    rng = np.random.default_rng(cfg.seed)
+    opt, sched, ema = optimiser(model, cfg, cfg.lr, cfg.epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
     if progress and prep.wake is not None:
         print(f"epochs chosen by wake-word recall at {', '.join(f'{b:g}' for b in prep.wake.rule.budgets)} FA/h on "
               f"{prep.wake.source} ({len(prep.wake.positives)} validation keyword clips)", flush=True)
-    best_score, best_state, best_epoch, history = -1.0, None, -1, []
-    val_feats, val_truth = prep.eval_sets.get("validation", prep.eval_sets.get("test", ([], [])))
-    for epoch in range(cfg.epochs):
-        t0 = time.time()
-        current = view(epoch)
-        # One torch thread while the next view is built on the other core (epochs before the last new view),
-        # then `--threads`. A rule on the epoch, not on the builder's progress, so runs stay reproducible.
-        torch.set_num_threads(1 if epoch < cfg.views - 1 else cfg.threads)
-        if teacher is not None and epoch % cfg.views not in soft_of:
-            soft_of[epoch % cfg.views] = teacher_posteriors(teacher, current, cfg.stream.chunk_frames)
-        loss, facc, norms = train_epoch(model, current, opt, weights, cfg, rng, progress,
-                                        f"epoch {epoch + 1}/{cfg.epochs}", ema, soft_of.get(epoch % cfg.views))
-        sched.step()
-        val = score_clips(clip_posteriors(judged, val_feats), val_truth, labels, cfg.postprocess) if val_feats else {"accuracy": facc}
-        wake = wake_score(judged, prep.wake) if prep.wake is not None else None
-        log = EpochLog(epoch + 1, loss, facc, val["accuracy"], val["accuracy"] if wake is None else wake["score"],
-                       float(np.mean(norms)) if norms else 0.0,
-                       float(np.mean([n > cfg.clip_norm for n in norms])) if norms else 0.0, time.time() - t0)
-        history.append(asdict(log))
-        if progress:
-            chosen_by = "" if wake is None else f"  wake recall {log.selection_score:.3f}"
-            print(f"epoch {log.epoch:3d}  loss {loss:.4f}  frame acc {facc:.3f}  val clip acc {log.val_accuracy:.3f}"
-                  f"{chosen_by}  grad-norm {log.grad_norm_mean:.2f} (clipped {log.clipped_share:.0%})  {log.seconds:.1f}s",
-                  flush=True)
-        if log.selection_score > best_score:
-            best_score, best_epoch = log.selection_score, log.epoch
-            best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
-        elif log.epoch - best_epoch >= cfg.patience:
-            if progress:
-                print(f"early stop: no validation improvement for {cfg.patience} epochs", flush=True)
-            break
+    best = Best()
+    phase = Phase(model, prep, cfg, weights, teacher, np.random.default_rng(cfg.seed), progress)
+    went_on = phase.run(views, opt, sched, ema, range(cfg.epochs), best)
     views.close()
-    assert best_state is not None
-    model.load_state_dict(best_state)
+    mining: dict[str, Any] | None = None
+    if cfg.hard_negatives > 0 and went_on:
+        assert best.state is not None
+        model.load_state_dict(best.state)
+        pieces, mining = mine_hard_negatives(model, prep, cfg, progress)
+        views = mined_views(prep, cfg, pieces, progress)
+        opt, sched, ema = optimiser(model, cfg, cfg.lr * cfg.mine_lr, cfg.mine_epochs)
+        phase.run(views, opt, sched, ema, range(cfg.epochs, cfg.epochs + cfg.mine_epochs), best)
+        views.close()
+        mining["kept"] = best.epoch > cfg.epochs
+    assert best.state is not None
+    model.load_state_dict(best.state)
+    best_epoch, best_score, history = best.epoch, best.score, best.history
     metrics: dict[str, Any] = {"best_epoch": best_epoch, "train_seconds": round(time.time() - started, 1),
                                "selection": {"metric": Selection(cfg.selection).value, "score": best_score}}
     for split, (feats, truth) in prep.eval_sets.items():
@@ -529,6 +637,8 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
         if split in prep.standard_sets:  # the standard figure, next to the device's (validation picks epochs by the latter)
             sfeats, struth = prep.standard_sets[split]
             metrics[split]["standard"] = standard_summary(clip_posteriors(model, sfeats), struth, labels, cfg.postprocess.window)
+    if mining is not None:
+        metrics["mining"] = mining
     metrics["size"] = model_size(mcfg)
     save_run(out_dir, model, cfg, labels, metrics, history)
     return metrics
