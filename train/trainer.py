@@ -215,6 +215,8 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
     if cfg.selection is Selection.WAKE_RECALL and wake is None:
         raise UserError("--select wake-recall needs a validation split")
     mine_clips = mining_clips(cfg, dataset, cache, progress) if cfg.hard_negatives > 0 else []
+    if cfg.hard_negatives > 0 and not mine_clips:
+        raise UserError("--hard-negatives needs real negative speech with training clips (--negative-data)")
     return Prepared(dataset, labels, train, noise, eval_sets, standard_sets, sentences, wake, mine_clips)
 
 
@@ -511,11 +513,11 @@ class Phase:
             # One torch thread while the next view is built on the other core (epochs before the last new view),
             # then `--threads`. A rule on the epoch, not on the builder's progress, so runs stay reproducible.
             torch.set_num_threads(1 if local < views.count - 1 else cfg.threads)
-            k = local % views.count
-            if self.teacher is not None and k not in soft_of:
-                soft_of[k] = teacher_posteriors(self.teacher, current, cfg.stream.chunk_frames)
+            view_no = local % views.count
+            if self.teacher is not None and view_no not in soft_of:
+                soft_of[view_no] = teacher_posteriors(self.teacher, current, cfg.stream.chunk_frames)
             loss, facc, norms = train_epoch(model, current, opt, self.weights, cfg, self.rng, self.progress,
-                                            f"epoch {epoch + 1}/{epochs.stop}", ema, soft_of.get(k))
+                                            f"epoch {epoch + 1}/{epochs.stop}", ema, soft_of.get(view_no))
             sched.step()
             val = score_clips(clip_posteriors(judged, val_feats), val_truth, prep.labels, cfg.postprocess) if val_feats else {"accuracy": facc}
             wake = wake_score(judged, prep.wake) if prep.wake is not None else None
@@ -543,8 +545,6 @@ def mine_hard_negatives(model: RecurrentKWS, prep: Prepared, cfg: TrainConfig, p
     """`cfg.hard_negatives` moments of the mining pool where `model` fires most (`train.mining`), as clips, and
     what was found (for the run's metrics)."""
     fe = cfg.frontend
-    if not prep.mine_clips:
-        raise UserError("--hard-negatives needs real negative speech with training clips (--negative-data)")
     files = mining_speech(prep.mine_clips, fe.sample_rate)
     feats = clip_features(list(tqdm(files, desc="mining", unit="file", disable=not progress, leave=False)), fe)
     keyword_ids = [i for i, l in enumerate(prep.labels) if l not in (SILENCE, UNKNOWN)]
