@@ -24,7 +24,7 @@ from edge.errors import UserError
 from edge.frontend import FrontendConfig, StreamingFrontend, features_to_float
 from edge.postprocess import PostprocessConfig, clip_decision, standard_summary, summarize
 from edge.datasets import evaluation_clips, reuse_by_name, standard_clips
-from edge.datasets import SILENCE, UNKNOWN, AudioCache, Dataset, load_dataset, recorded_data_dirs, synthetic_noise
+from edge.datasets import SILENCE, UNKNOWN, AudioCache, Clip, Dataset, load_dataset, recorded_data_dirs, synthetic_noise
 from train.synth import SENTENCE_FOLDER
 from train.config import TrainConfig
 from train.models import Cell, ModelConfig, RecurrentKWS, build_model, model_size
@@ -220,11 +220,16 @@ def prepare(cfg: TrainConfig, dataset: Dataset, progress: bool = True) -> Prepar
     return Prepared(dataset, labels, train, noise, eval_sets, standard_sets, sentences, wake, mine_clips)
 
 
+def negative_training_clips(cfg: TrainConfig, dataset: Dataset) -> list[Clip]:
+    """The training-split clips of the real negative folders (`cfg.negative_data`)."""
+    folders = [Path(d).resolve() for d in cfg.negative_data]
+    return [c for c in dataset.split("train") if inside(c.path, folders)]
+
+
 def mining_clips(cfg: TrainConfig, dataset: Dataset, cache: AudioCache, progress: bool) -> list[np.ndarray]:
     """The hard-negative pool (`train.mining`): at most MINE_CLIPS training-split clips of the real negative
     folders, a seeded draw. Their validation split is left to the epoch choice and the export's threshold."""
-    folders = [Path(d).resolve() for d in cfg.negative_data]
-    pool = [c for c in dataset.split("train") if inside(c.path, folders)]
+    pool = negative_training_clips(cfg, dataset)
     chosen = [pool[i] for i in np.random.default_rng(MINE_SEED).permutation(len(pool))[:MINE_CLIPS]]
     return [cache.get(c.path) for c in tqdm(chosen, desc="mining pool", unit="clip", disable=not progress, leave=False)]
 
@@ -239,8 +244,7 @@ def babble_beds(cfg: TrainConfig, dataset: Dataset, cache: AudioCache, n_noise: 
     """Real-talker babble beds (`TrainConfig.babble_share`): as many as make that share of the noise files."""
     if cfg.babble_share <= 0:
         return []
-    folders = [Path(d).resolve() for d in cfg.negative_data]
-    pool = [c for c in dataset.split("train") if inside(c.path, folders)]
+    pool = negative_training_clips(cfg, dataset)
     if not pool:
         raise UserError("--babble needs real negative speech (--negative-data) with training clips")
     rng = np.random.default_rng(cfg.seed + 101)
