@@ -101,6 +101,8 @@ class Scored:
     false_alarms: int
     keywords: int
     hours: float
+    #: of `false_alarms`, the wrong keywords fired over a planted keyword (confusions, `score_events`)
+    substitutions: int = 0
 
     @property
     def recall(self) -> float:
@@ -116,15 +118,19 @@ class Scored:
 
 
 def score_events(
-    detections: list[tuple[str, float]], planted: list[Planted], seconds: float, tolerance_s: float = 1.0
+    detections: list[tuple[str, float]], planted: list[Planted], seconds: float, tolerance_s: float = 1.0,
+    spans: list[Planted] | None = None,
 ) -> Scored:
     """Match detections (label, time) to planted keywords.
 
     A detection is a hit if it has the planted label and falls within [start, end + tolerance_s] of a
     planted keyword not matched before; every other detection (wrong label, outside any window, or a
-    second detection of the same keyword) is a false alarm."""
+    second detection of the same keyword) is a false alarm. Of those, the **substitutions** are the ones said
+    over another keyword: inside the window of a keyword of `spans` (default: `planted`) with another label, and
+    inside no window of its own label (a repeat of a keyword is a false alarm of its own)."""
+    spans = planted if spans is None else spans
     used = [False] * len(planted)
-    hits = fa = 0
+    hits = fa = substitutions = 0
     for label, t in sorted(detections, key=lambda d: d[1]):
         match = None
         for i, p in enumerate(planted):
@@ -133,17 +139,21 @@ def score_events(
                 break
         if match is None:
             fa += 1
+            over = {p.label for p in spans if p.start_s <= t <= p.end_s + tolerance_s}
+            substitutions += bool(over) and label not in over
         else:
             used[match] = True
             hits += 1
-    return Scored(hits, len(planted) - hits, fa, len(planted), seconds / 3600)
+    return Scored(hits, len(planted) - hits, fa, len(planted), seconds / 3600, substitutions)
 
 
 def score_by_label(
     detections: list[tuple[str, float]], planted: list[Planted], labels: list[str], seconds: float
 ) -> dict[str, Scored]:
     """`score_events` per label: each label's detections against its own planted keywords, so its false alarms
-    are those attributed to it (its detections matching no planted instance of it). A detection only ever
-    matches a keyword of its own label, so the counts add up to `score_events` over everything."""
-    return {l: score_events([d for d in detections if d[0] == l], [p for p in planted if p.label == l], seconds)
+    are those attributed to it (its detections matching no planted instance of it), its substitutions those said
+    over a planted keyword of another label. A detection only ever matches a keyword of its own label, so the
+    counts add up to `score_events` over everything."""
+    return {l: score_events([d for d in detections if d[0] == l], [p for p in planted if p.label == l], seconds,
+                            spans=planted)
             for l in labels}

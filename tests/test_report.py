@@ -16,7 +16,7 @@ import pytest
 from edge.errors import UserError
 from edge.postprocess import PostprocessConfig
 from export import report as rep
-from export.longstream import Planted, score_events
+from export.longstream import Planted, score_by_label, score_events
 
 from posterior_support import FE, LABELS, SCALE, burst_stream
 
@@ -51,6 +51,8 @@ def test_sweep_counts_hits_misses_and_false_alarms_exactly() -> None:
     points = {p["threshold"]: p for p in rep.sweep(post, LABELS, base, [0.5, 0.6, 1.0], planted, seconds, FE)}
     hours = seconds / 3600
     assert (points[0.6]["hits"], points[0.6]["misses"], points[0.6]["false_alarms"]) == (2, 2, 3)
+    # of the three, the yes at 20 s is said over the planted no: a substitution; the no repeats are not
+    assert points[0.6]["substitutions"] == 1 and points[0.5]["substitutions"] == 1
     assert points[0.6]["fa_per_hour"] == pytest.approx(3 / hours)
     assert points[0.6]["recall"] == 0.5 and points[0.6]["frr"] == 0.5
     assert (points[0.5]["hits"], points[0.5]["false_alarms"]) == (2, 4)  # the level-128 burst now fires
@@ -62,6 +64,25 @@ def test_sweep_counts_hits_misses_and_false_alarms_exactly() -> None:
     assert events[0].time_s == pytest.approx(10.09)
     s = score_events([(e.label, e.time_s) for e in events], planted, seconds)
     assert (s.hits, s.misses, s.false_alarms, s.keywords) == (2, 2, 3, 4)
+
+
+def test_substitutions_are_wrong_keywords_over_a_planted_keyword() -> None:
+    """A wrong label inside a planted keyword's window [start, end + 1 s] is a substitution; a repeat of the
+    right keyword there, or a detection between keywords, is a false alarm but not a substitution. Per label,
+    the planted keywords of the other labels still define where a substitution is."""
+    planted = [Planted("yes", 1.0, 1.5), Planted("no", 5.0, 5.5)]
+    detections = [("no", 1.2),   # over the planted yes: substitution
+                  ("yes", 1.3),  # hit
+                  ("yes", 1.4),  # the same yes again: false alarm, not a substitution
+                  ("yes", 3.0),  # between the keywords: false alarm, not a substitution
+                  ("yes", 6.4),  # inside no's window (end 5.5 + 1 s): substitution
+                  ("no", 6.6)]   # past no's window: false alarm; the no itself is missed
+    s = score_events(detections, planted, 3600.0)
+    assert (s.hits, s.misses, s.false_alarms, s.substitutions) == (1, 1, 5, 2)
+    per = score_by_label(detections, planted, ["yes", "no"], 3600.0)
+    assert (per["yes"].hits, per["yes"].false_alarms, per["yes"].substitutions) == (1, 3, 1)
+    assert (per["no"].hits, per["no"].false_alarms, per["no"].substitutions) == (0, 2, 1)
+    assert sum(v.substitutions for v in per.values()) == s.substitutions
 
 
 def test_frr_at_fa_takes_the_best_threshold_within_the_target() -> None:
@@ -223,7 +244,7 @@ def test_report_json_schema(small_report: tuple[Path, dict, Path]) -> None:
     assert set(r["settings"]) >= {"minutes", "seed", "thresholds", "fa_targets", "limit", "split", "tflm_minutes",
                                   "bench_seconds", "frr_at_fa_method"}
     assert len(r["models"]) == 2 and len(r["comparison"]) == 2 and isinstance(r["comparison_plot"], str)
-    point_keys = {"threshold", "hits", "misses", "false_alarms", "keywords", "recall", "frr", "fa_per_hour"}
+    point_keys = {"threshold", "hits", "misses", "false_alarms", "substitutions", "keywords", "recall", "frr", "fa_per_hour"}
     for m in r["models"]:
         assert set(m) >= {"name", "artifacts", "run", "data", "recipe", "split", "labels", "model", "reference",
                           "summary", "stream", "variants", "firmware", "plots"}

@@ -126,7 +126,8 @@ def fast_detect(sums: np.ndarray, detector: Detector) -> list[Event]:
 def point(threshold: float, s: Scored) -> dict[str, Any]:
     """One DET point of report.json: the scored detections at `threshold`."""
     return {"threshold": threshold, "hits": s.hits, "misses": s.misses, "false_alarms": s.false_alarms,
-            "keywords": s.keywords, "recall": s.recall, "frr": s.frr, "fa_per_hour": s.fa_per_hour}
+            "substitutions": s.substitutions, "keywords": s.keywords, "recall": s.recall, "frr": s.frr,
+            "fa_per_hour": s.fa_per_hour}
 
 
 def make_detector(labels: list[str], config: PostprocessConfig, post: StreamPosteriors, fe: FrontendConfig) -> Detector:

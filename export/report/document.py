@@ -132,16 +132,18 @@ def model_section(doc: Doc, m: dict[str, Any], opts: ReportOptions) -> None:
     doc.p(f"Stream: {s['seconds'] / 60:.1f} min ({s['frames']} frames) of test-split keywords and unknown words "
           f"over test-split noise, {s['keywords']} keywords, seed {s['seed']}. One false alarm on this stream = "
           f"{s['fa_per_hour_resolution']:.2f} FA/h, so targets below that mean zero false alarms. "
-          f"FRR at a target: {FRR_AT_FA_METHOD}.")
+          f"FRR at a target: {FRR_AT_FA_METHOD}. Substitutions: the false alarms that are a wrong keyword fired "
+          "over a planted keyword (a confusion); the rest fire on unknown words, noise, or repeat a keyword.")
     rows = []
     for e in v.values():
         op = e["operating_point"]
         at = [e["frr_at_fa"][str(t)] for t in FA_TARGETS]
         rows.append([e["title"] + (f" (first {e['stream']['seconds'] / 60:.1f} min)" if e["stream"]["shortened"] else ""),
                      "per keyword" if m["postprocess"]["thresholds"] else f"{op['threshold']:g}",
-                     _pct(op["recall"]), _num(op["fa_per_hour"]),
+                     _pct(op["recall"]), _num(op["fa_per_hour"]), f"{op['false_alarms']} ({op['substitutions']})",
                      *[None if a is None else f"{100 * a['frr']:.2f}% (t={a['threshold']:g})" for a in at]])
-    doc.table(["variant", "manifest threshold", "recall", "FA/h", *[f"FRR @ {t:g} FA/h" for t in FA_TARGETS]], rows)
+    doc.table(["variant", "manifest threshold", "recall", "FA/h", "false alarms (substitutions)",
+               *[f"FRR @ {t:g} FA/h" for t in FA_TARGETS]], rows)
     overrides = m["postprocess"]["thresholds"]
     doc.p(f"Manifest post-processing: window {m['postprocess']['window']} frames, refractory "
           f"{m['postprocess']['refractory']} frames" + (f", per-label thresholds {overrides}" if overrides else "")
