@@ -117,6 +117,11 @@ class Scored:
         return self.false_alarms / self.hours if self.hours else 0.0
 
 
+def _covers(p: Planted, t: float, tolerance_s: float) -> bool:
+    """Whether a detection at `t` falls in planted keyword `p`'s window [start, end + tolerance_s]."""
+    return p.start_s <= t <= p.end_s + tolerance_s
+
+
 def score_events(
     detections: list[tuple[str, float]], planted: list[Planted], seconds: float, tolerance_s: float = 1.0,
     spans: list[Planted] | None = None,
@@ -134,12 +139,12 @@ def score_events(
     for label, t in sorted(detections, key=lambda d: d[1]):
         match = None
         for i, p in enumerate(planted):
-            if not used[i] and p.label == label and p.start_s <= t <= p.end_s + tolerance_s:
+            if not used[i] and p.label == label and _covers(p, t, tolerance_s):
                 match = i
                 break
         if match is None:
             fa += 1
-            over = {p.label for p in spans if p.start_s <= t <= p.end_s + tolerance_s}
+            over = {p.label for p in spans if _covers(p, t, tolerance_s)}
             substitutions += bool(over) and label not in over
         else:
             used[match] = True

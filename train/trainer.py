@@ -564,6 +564,10 @@ def mine_hard_negatives(model: RecurrentKWS, prep: Prepared, cfg: TrainConfig, p
     return [cut(files[p.file], p.frame, fe) for p in found], summary
 
 
+#: offset of the second phase's view seeds from the first phase's (seed * 1000 + view number)
+MINED_VIEW_SEED = 500
+
+
 def mined_views(prep: Prepared, cfg: TrainConfig, pieces: list[np.ndarray], progress: bool) -> ViewCache:
     """The second phase's views: the training items plus `cfg.mine_repeats` copies of each mined clip as
     `_unknown_`, kept in every view (as the running-speech sentences), on view seeds of their own."""
@@ -578,10 +582,6 @@ def mined_views(prep: Prepared, cfg: TrainConfig, pieces: list[np.ndarray], prog
                           cfg.stream, cfg.frontend, cfg.batch, seed, show)
 
     return ViewCache(build, min(cfg.views, cfg.mine_epochs), progress)
-
-
-#: offset of the second phase's view seeds from the first phase's (seed * 1000 + view number)
-MINED_VIEW_SEED = 500
 
 
 def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Dataset | None = None) -> dict[str, Any]:
@@ -633,9 +633,8 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
         mining["kept"] = best.epoch > cfg.epochs
     assert best.state is not None
     model.load_state_dict(best.state)
-    best_epoch, best_score, history = best.epoch, best.score, best.history
-    metrics: dict[str, Any] = {"best_epoch": best_epoch, "train_seconds": round(time.time() - started, 1),
-                               "selection": {"metric": Selection(cfg.selection).value, "score": best_score}}
+    metrics: dict[str, Any] = {"best_epoch": best.epoch, "train_seconds": round(time.time() - started, 1),
+                               "selection": {"metric": Selection(cfg.selection).value, "score": best.score}}
     for split, (feats, truth) in prep.eval_sets.items():
         metrics[split] = score_clips(clip_posteriors(model, feats), truth, labels, cfg.postprocess)
         if split in prep.standard_sets:  # the standard figure, next to the device's (validation picks epochs by the latter)
@@ -644,7 +643,7 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     if mining is not None:
         metrics["mining"] = mining
     metrics["size"] = model_size(mcfg)
-    save_run(out_dir, model, cfg, labels, metrics, history)
+    save_run(out_dir, model, cfg, labels, metrics, best.history)
     return metrics
 
 
