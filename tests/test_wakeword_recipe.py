@@ -426,6 +426,35 @@ def test_sentences_are_three_seconds_of_common_words_without_the_keyword() -> No
     assert len(clip) == synth.SENTENCE_SAMPLES and rms(clip) > 100
 
 
+def test_function_words_go_between_the_same_content_words() -> None:
+    from train.wordlist import FUNCTION_WORDS
+
+    vocab = synth.sentence_vocabulary(["jarvis"])
+    fw = synth.sentence_function_words(["jarvis"])
+    assert "the" in fw and "is" in fw and not set(fw) & set(vocab)  # short words inside the keyword stay
+    phrase = synth.sentence_function_words(["the", "could you"])
+    gone = {"the", "they", "other", "could", "you"}  # holds the keyword "the", or is a word of "could you"
+    assert gone <= set(FUNCTION_WORDS) and not gone & set(phrase) and {"can", "your", "is"} <= set(phrase)
+    base = synth.SynthConfig()
+    pools = {s: synth.speaker_pool(base)[:20] for s in synth.SPLITS}
+    before = synth.plan_sentences(200, vocab, pools, base, 0)
+    assert [p.text for p in synth.plan_sentences(200, vocab, pools, base, 0, fw)] == [p.text for p in before]  # 0 = off
+    after = synth.plan_sentences(200, vocab, pools, replace(base, function_words=1.0), 0, fw)
+    assert [(p.speaker, p.split) for p in after] == [(p.speaker, p.split) for p in before]
+    extra = []
+    for b, a in zip(before, after, strict=True):
+        words = a.text.split()
+        assert [w for w in words if w not in fw] == b.text.split()  # the same content words, in order
+        n = 0
+        for w in words:  # at most MAX_FUNCTION_WORDS in a row
+            n = n + 1 if w in fw else 0
+            assert n <= synth.MAX_FUNCTION_WORDS
+        extra.append((len(words) - len(b.text.split())) / len(b.text.split()))
+    assert 0.8 < np.mean(extra) < 1.2  # Poisson mean 1 per content word (200 sentences: s.e. ~0.03)
+    with pytest.raises(synth.SynthError, match="function_words"):
+        replace(base, function_words=synth.MAX_FUNCTION_WORDS + 1).validate()
+
+
 def test_sentences_folder_is_unknown_and_whole_sentences_are_labelled(tmp_path: Path) -> None:
     from edge.frontend import FrontendConfig
     from train.streams import IGNORE, build_episode
@@ -586,6 +615,35 @@ def test_synth_sentences_reach_the_generator_and_the_cache_key(monkeypatch: pyte
     with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
         cli.resolve_data(args)
 
+
+
+def test_function_words_reach_the_synthesis_config_and_the_cache_key(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """`--function-words X` reaches `SynthConfig.function_words` and the cache key; 0 keeps the key of before."""
+    import train.cli as cli
+
+    keys: list[str] = []
+    shares: list[float] = []
+
+    def cached(key: str, generate) -> Path:
+        keys.append(key)
+        generate(tmp_path)
+        return tmp_path
+
+    monkeypatch.setattr(cli, "_cached_dataset", cached)
+    monkeypatch.setattr(synth, "generate_dataset", lambda out, **kw: shares.append(kw["config"].function_words))
+    monkeypatch.setattr(cli, "real_negative_dirs", lambda values, words: [])
+    for x in ("0", "1.5"):
+        args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis",
+                                              "--synth-engines", "espeak", "--function-words", x])
+        cli.resolve_data(args)
+    assert shares == [0.0, 1.5] and keys[0].endswith(f"_s{cli.SENTENCES}_v{cli.SYNTH_RECIPE_VERSION}")
+    assert f"_s{cli.SENTENCES}f1.5_" in keys[1]
+    for bad in ("-1", str(synth.MAX_FUNCTION_WORDS + 1)):
+        args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis",
+                                              "--function-words", bad])
+        with pytest.raises(UserError, match="--function-words must be between 0 and 3"):
+            cli.resolve_data(args)
 
 # --------------------------------------------------------------------------- frequency warp (VTLP)
 def _tone_response(fe, hz: float, channel: int) -> float:

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from edge.errors import UserError
 from train.selection import Selection
+from train.synth.settings import MAX_FUNCTION_WORDS
 
 SUBCOMMANDS = ("train", "data-info", "evaluate", "merge", "synth", "download")
 DEFAULT_SYNTH_WORDS = "yes,no,up,down,left,right,on,off,stop,go"
@@ -37,6 +38,8 @@ AUTO_ENGINES = ("espeak", "flite", "piper")
 CARRIER_SHARE = 0.25
 #: running-speech negatives: synthetic sentences of common words (`train.synth.plan_sentences`)
 SENTENCES = 3000
+#: mean function words ("the", "could", "you") before each word of a sentence (`SynthConfig.function_words`)
+FUNCTION_WORDS_PER_WORD = 0.0
 #: bump when the generated data changes, so the .cache/synth folder is rebuilt
 SYNTH_RECIPE_VERSION = 4  # 4: Piper clips reproducible (seeded sessions)
 #: `_unknown_` clips per view when real negatives are trained on (`--train-on-negatives`)
@@ -110,6 +113,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                         f"{WAKEWORD_PER_WORD} / keywords but at least {MIN_PER_WORD} for several)")
     p.add_argument("--synth-sentences", type=int, default=SENTENCES, metavar="N",
                    help=f"synthetic recipe: running-speech negatives, sentences of 3-7 common words (default {SENTENCES})")
+    p.add_argument("--function-words", type=float, default=FUNCTION_WORDS_PER_WORD, metavar="X",
+                   help="synthetic recipe: mean number of function words (the, could, you, ...) said before each word "
+                        f"of a running-speech sentence, 0-3 (default {FUNCTION_WORDS_PER_WORD:g} = none)")
     p.add_argument("--synth-unknowns", type=int, default=None, metavar="N",
                    help=f"speech_commands recipe: N synthetic clips of each of {len(SC_OTHER_WORDS)} other Speech Commands "
                         f"words and {SC_SYNTH_COMMON_WORDS} common words as _unknown_ training data (default "
@@ -270,7 +276,7 @@ def synth_per_word(value: int | None, keywords: int) -> int:
 
 
 def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int, engines: tuple[str, ...],
-                       sentences: int = SENTENCES) -> Path:
+                       sentences: int = SENTENCES, function_words: float = FUNCTION_WORDS_PER_WORD) -> Path:
     """Generate (once, cached under .cache/) the synthetic dataset for these words: every installed voice
     engine, carrier phrases, the built-in negatives plus the words closest to each keyword."""
     from train import synth
@@ -282,8 +288,10 @@ def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int, engines
         negatives += [n for n in close if n not in negatives]
     weights = tuple(ENGINE_WEIGHTS[e] for e in engines)
     config = synth.SynthConfig(engines=engines, engine_weights=weights,
-                               carrier_share=CARRIER_SHARE if all(" " not in w for w in words) else 0.0)
-    key = f"{'-'.join(words)}_{per_word}_{seed}_{'-'.join(engines)}_s{sentences}_v{SYNTH_RECIPE_VERSION}"
+                               carrier_share=CARRIER_SHARE if all(" " not in w for w in words) else 0.0,
+                               function_words=function_words)
+    style = f"f{function_words:g}" if function_words else ""  # none: the key of the sentences before the option
+    key = f"{'-'.join(words)}_{per_word}_{seed}_{'-'.join(engines)}_s{sentences}{style}_v{SYNTH_RECIPE_VERSION}"
     return _cached_dataset(key, lambda out: synth.generate_dataset(
         out, keywords=list(words), negatives=negatives, n_per_word=per_word, seed=seed, n_per_negative=PER_NEGATIVE,
         n_sentences=sentences, config=config, workers=2))
@@ -442,8 +450,10 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
         words = kws or _keywords(DEFAULT_SYNTH_WORDS)
         if args.synth_sentences < 0:
             raise UserError("--synth-sentences must be >= 0")
+        if not 0 <= args.function_words <= MAX_FUNCTION_WORDS:
+            raise UserError(f"--function-words must be between 0 and {MAX_FUNCTION_WORDS}")
         synth = synthetic_data_dir(words, synth_per_word(args.synth_per_word, len(words)), 0,
-                                   synth_engines(args.synth_engines), args.synth_sentences)
+                                   synth_engines(args.synth_engines), args.synth_sentences, args.function_words)
         return Recipe.FOLDER.value, [synth, *real_negative_dirs(args.negative_data, words)], words
     roots = data_dirs_from_env(args.data)
     if recipe is Recipe.SYNTHETIC:

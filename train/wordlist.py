@@ -45,6 +45,26 @@ wizard wonder worry yellow yesterday zebra zero
 """.split())
 
 
+#: ~260 of the most frequent words of spoken English that `COMMON_WORDS` and the default negatives lack: pronouns, articles,
+#: auxiliaries, prepositions, conjunctions, everyday verbs and adverbs. Real talk is about half such words;
+#: sentences of content words alone ("garden rocket violin") do not sound like people talking.
+FUNCTION_WORDS: tuple[str, ...] = tuple("""
+a an the this that these those some any all each both no not
+i you he she it we they me him her us them my your his its our their mine yours myself
+is am are was were be been being have has had do does did will would shall should can could may might must
+get got go going went gone come came make made take took give gave know knew think thought see saw want
+need like look say said tell told ask use find put keep let seem feel try leave turn start show hear play
+run move live write sit stand pay meet set learn change watch speak read spend grow open walk win
+buy wait send stay fall cut reach add pick hold bring talk help mean call work
+of to in for on with at by from up into out off down through than as if or and but so because
+while when where how why what which who whose then there here now just too only still even back
+well way ever soon really actually pretty quite sure yes yeah okay oh
+good new last long great own old right big high small next young few bad same able best fine nice
+thing things time year day man woman world life hand part place week problem fact point home
+room lot night eye job word side kind head house friend hour game line end car one two three four
+five six eight nine ten first half more most much many less least other another such
+""".split())
+
 def _bigrams(word: str) -> set[str]:
     w = f"^{word}$"
     return {w[i : i + 2] for i in range(len(w) - 1)}

@@ -34,16 +34,16 @@ from train.synth.cli import main
 from train.synth.dataset import DatasetSummary, generate_dataset
 from train.synth.dsp import resample, to_int16
 from train.synth.espeak import available_variants, espeak_version, synthesize, synthesize_native
-from train.synth.plan import (ClipPlan, Speaker, assign_speaker_splits, plan_sentences, plan_word, sentence_vocabulary,
-                              speaker_pool)
+from train.synth.plan import (ClipPlan, Speaker, assign_speaker_splits, plan_sentences, plan_word,
+                              sentence_function_words, sentence_vocabulary, speaker_pool)
 from train.synth.render import background_noises, colored_noise, nonsense_sentence, render_clip, trim_silence
 from train.synth.settings import (BACKGROUND_DIR, CLIP_SAMPLES, DEFAULT_NEGATIVES, ENGINES, ENGLISH_VOICES,
-                                  HUMAN_VARIANTS, INFO_FILE, SENTENCE_FOLDER, SENTENCE_SAMPLES, SENTENCE_WORDS, SPLITS,
-                                  TARGET_RATE, SynthConfig, SynthError)
+                                  HUMAN_VARIANTS, INFO_FILE, MAX_FUNCTION_WORDS, SENTENCE_FOLDER, SENTENCE_SAMPLES,
+                                  SENTENCE_WORDS, SPLITS, TARGET_RATE, SynthConfig, SynthError)
 
 __all__ = ["BACKGROUND_DIR", "CLIP_SAMPLES", "ClipPlan", "DEFAULT_NEGATIVES", "DatasetSummary", "ENGINES",
-           "ENGLISH_VOICES", "HUMAN_VARIANTS", "INFO_FILE", "SENTENCE_FOLDER", "SENTENCE_SAMPLES", "SENTENCE_WORDS",
-           "SPLITS", "Speaker", "SynthConfig", "SynthError", "TARGET_RATE", "assign_speaker_splits",
+           "ENGLISH_VOICES", "HUMAN_VARIANTS", "INFO_FILE", "MAX_FUNCTION_WORDS", "SENTENCE_FOLDER", "SENTENCE_SAMPLES",
+           "SENTENCE_WORDS", "SPLITS", "Speaker", "SynthConfig", "SynthError", "TARGET_RATE", "assign_speaker_splits",
            "available_variants", "background_noises", "colored_noise", "espeak_version", "generate_dataset", "main",
-           "nonsense_sentence", "plan_sentences", "plan_word", "render_clip", "resample", "sentence_vocabulary",
-           "speaker_pool", "synthesize", "synthesize_native", "to_int16", "trim_silence"]
+           "nonsense_sentence", "plan_sentences", "plan_word", "render_clip", "resample", "sentence_function_words",
+           "sentence_vocabulary", "speaker_pool", "synthesize", "synthesize_native", "to_int16", "trim_silence"]

@@ -23,7 +23,7 @@ import numpy as np
 from train import voices
 from train.synth.espeak import espeak_version
 from train.synth.plan import (ClipPlan, Speaker, assign_speaker_splits, clip_names, plan_sentences, plan_word,
-                              sentence_vocabulary, speaker_pool)
+                              sentence_function_words, sentence_vocabulary, speaker_pool)
 from train.synth.render import background_noises, render_clip
 from train.synth.settings import (BACKGROUND_DIR, DEFAULT_NEGATIVES, FORMAT_VERSION, INFO_FILE, SENTENCE_FOLDER,
                                   SPLITS, TARGET_RATE, SynthConfig, SynthError, word_folder)
@@ -188,7 +188,8 @@ def generate_dataset(
     pools = {s: [spk for spk in speakers if split_of[spk] == s] for s in SPLITS}
     plans = [p for w in keywords for p in plan_word(w, n_per_word, pools, config, seed, keyword=True)]
     plans += [p for w in negatives for p in plan_word(w, n_neg, pools, config, seed)] if n_neg else []
-    plans += plan_sentences(n_sentences, sentence_vocabulary(keywords), pools, config, seed) if n_sentences else []
+    plans += plan_sentences(n_sentences, sentence_vocabulary(keywords), pools, config, seed,
+                            sentence_function_words(keywords)) if n_sentences else []
     names = clip_names(plans)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)

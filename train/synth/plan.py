@@ -11,8 +11,8 @@ import numpy as np
 
 from train import voices
 from train.synth.espeak import available_variants
-from train.synth.settings import (DEFAULT_NEGATIVES, ENGINES, SENTENCE_FOLDER, SENTENCE_WORDS, SynthConfig,
-                                  SynthError, word_folder)
+from train.synth.settings import (DEFAULT_NEGATIVES, ENGINES, MAX_FUNCTION_WORDS, SENTENCE_FOLDER, SENTENCE_WORDS,
+                                  SynthConfig, SynthError, word_folder)
 
 
 @dataclass(frozen=True)
@@ -170,16 +170,31 @@ def _pitch_base(speaker: Speaker) -> int:
 
 
 def plan_sentences(n: int, vocabulary: Sequence[str], pools: dict[str, list[Speaker]], config: SynthConfig,
-                   seed: int) -> list[ClipPlan]:
+                   seed: int, function_words: Sequence[str] = ()) -> list[ClipPlan]:
     """Running-speech negatives: `n` sentences of 3-7 random words of `vocabulary`, spread over the splits
-    and speakers like a word's clips (folder `SENTENCE_FOLDER`)."""
+    and speakers like a word's clips (folder `SENTENCE_FOLDER`). With `config.function_words` > 0 and a list of
+    `function_words`, each of those words comes after a few words of that list ("could you the garden"), drawn
+    from a stream of their own, so the content words are those of the sentence without them."""
     plans = plan_word(SENTENCE_FOLDER, n, pools, config, seed)
     out = []
     for p in plans:
         rng = _word_rng(seed, SENTENCE_FOLDER, 2, p.index)
         k = int(rng.integers(SENTENCE_WORDS[0], SENTENCE_WORDS[1] + 1))
         words = [vocabulary[int(i)] for i in rng.integers(len(vocabulary), size=k)]
+        if config.function_words > 0 and function_words:
+            words = _with_function_words(words, function_words, config.function_words,
+                                         _word_rng(seed, SENTENCE_FOLDER, 3, p.index))
         out.append(replace(p, text=" ".join(words)))
+    return out
+
+
+def _with_function_words(words: Sequence[str], function_words: Sequence[str], mean: float,
+                         rng: np.random.Generator) -> list[str]:
+    out: list[str] = []
+    for w in words:
+        n = min(int(rng.poisson(mean)), MAX_FUNCTION_WORDS)
+        out += [function_words[int(i)] for i in rng.integers(len(function_words), size=n)]
+        out.append(w)
     return out
 
 
@@ -191,6 +206,16 @@ def sentence_vocabulary(keywords: Sequence[str]) -> list[str]:
     keys = [k.replace(" ", "") for k in keywords]
     words = dict.fromkeys([*COMMON_WORDS, *DEFAULT_NEGATIVES])
     return [w for w in words if not any(k in w or w in k for k in keys)]
+
+
+def sentence_function_words(keywords: Sequence[str]) -> list[str]:
+    """`train.wordlist.FUNCTION_WORDS` without a word that holds a keyword or is one of a keyword's words. Short
+    words inside a keyword ("is" in "jarvis") stay: they are not the keyword, and real talk is full of them."""
+    from train.wordlist import FUNCTION_WORDS
+
+    keys = [k.replace(" ", "") for k in keywords]
+    parts = {p for k in keywords for p in k.split()}
+    return [w for w in FUNCTION_WORDS if w not in parts and not any(k in w for k in keys)]
 
 
 def _engine_pool(pool: list[Speaker], config: SynthConfig, rng: np.random.Generator) -> list[Speaker]:

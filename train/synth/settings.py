@@ -17,6 +17,7 @@ CLIP_SAMPLES = TARGET_RATE  # every word clip is exactly 1.0 s
 SENTENCE_FOLDER = "sentences"
 SENTENCE_SAMPLES = 3 * TARGET_RATE
 SENTENCE_WORDS = (3, 7)
+MAX_FUNCTION_WORDS = 3  # function words before one content word
 SPLITS = ("train", "validation", "test")
 BACKGROUND_DIR = "_background_noise_"
 INFO_FILE = "synth_info.json"
@@ -91,6 +92,10 @@ class SynthConfig:
     #: share of keyword clips said inside a carrier phrase ("hey jarvis"); the keyword stays at the end
     carrier_share: float = 0.0
     carriers: tuple[str, ...] = ("hey", "okay", "hi", "oh")
+    #: running-speech sentences: mean number of function words ("the", "could", "you": `train.wordlist.
+    #: FUNCTION_WORDS`) said before each of a sentence's 3-7 common words (Poisson, at most
+    #: `MAX_FUNCTION_WORDS`); 0 = content words alone
+    function_words: float = 0.0
 
     def validate(self) -> None:
         if not self.voices or not self.pitches:
@@ -109,6 +114,8 @@ class SynthConfig:
         lo, hi = self.rate_wpm
         if not RATE_LIMITS[0] <= lo <= hi <= RATE_LIMITS[1]:
             raise SynthError(f"rate range {self.rate_wpm} outside {RATE_LIMITS}")
+        if not 0.0 <= self.function_words <= MAX_FUNCTION_WORDS:
+            raise SynthError(f"function_words must be in [0, {MAX_FUNCTION_WORDS}]")
         if not 1.0 <= self.noise_seconds <= 600.0:
             raise SynthError("noise_seconds must be between 1 and 600")
 
