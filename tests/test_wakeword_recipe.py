@@ -610,7 +610,7 @@ def test_synth_sentences_reach_the_generator_and_the_cache_key(monkeypatch: pyte
         args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis",
                                               "--synth-engines", "espeak", "--synth-sentences", str(n)])
         cli.resolve_data(args)
-    assert counts == [cli.SENTENCES, 500] and keys[0] != keys[1] and "_s500_" in keys[1]
+    assert counts == [cli.SENTENCES, 500] and keys[0] != keys[1] and "_s500f" in keys[1]
     args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis", "--synth-sentences", "-1"])
     with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
         cli.resolve_data(args)
@@ -619,7 +619,8 @@ def test_synth_sentences_reach_the_generator_and_the_cache_key(monkeypatch: pyte
 
 def test_function_words_reach_the_synthesis_config_and_the_cache_key(monkeypatch: pytest.MonkeyPatch,
                                                                       tmp_path: Path) -> None:
-    """`--function-words X` reaches `SynthConfig.function_words` and the cache key; 0 keeps the key of before."""
+    """`--function-words X` reaches `SynthConfig.function_words` and the cache key; 0 keeps the key of before. By
+    default a wake word (one keyword) gets `WAKE_FUNCTION_WORDS`, several keywords none."""
     import train.cli as cli
 
     keys: list[str] = []
@@ -633,17 +634,21 @@ def test_function_words_reach_the_synthesis_config_and_the_cache_key(monkeypatch
     monkeypatch.setattr(cli, "_cached_dataset", cached)
     monkeypatch.setattr(synth, "generate_dataset", lambda out, **kw: shares.append(kw["config"].function_words))
     monkeypatch.setattr(cli, "real_negative_dirs", lambda values, words: [])
-    for x in ("0", "1.5"):
-        args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis",
-                                              "--synth-engines", "espeak", "--function-words", x])
+    for words, flag in (("jarvis", ["--function-words", "0"]), ("jarvis", ["--function-words", "1.5"]),
+                        ("jarvis", []), ("yes,no", [])):
+        args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", words,
+                                              "--synth-engines", "espeak", *flag])
         cli.resolve_data(args)
-    assert shares == [0.0, 1.5] and keys[0].endswith(f"_s{cli.SENTENCES}_v{cli.SYNTH_RECIPE_VERSION}")
-    assert f"_s{cli.SENTENCES}f1.5_" in keys[1]
+    assert shares == [0.0, 1.5, cli.WAKE_FUNCTION_WORDS, 0.0] and cli.WAKE_FUNCTION_WORDS > 0
+    plain = f"_s{cli.SENTENCES}_v{cli.SYNTH_RECIPE_VERSION}"
+    assert keys[0].endswith(plain) and keys[3].endswith(plain)
+    assert f"_s{cli.SENTENCES}f1.5_" in keys[1] and f"_s{cli.SENTENCES}f{cli.WAKE_FUNCTION_WORDS:g}_" in keys[2]
     for bad in ("-1", str(synth.MAX_FUNCTION_WORDS + 1)):
         args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis",
                                               "--function-words", bad])
         with pytest.raises(UserError, match="--function-words must be between 0 and 3"):
             cli.resolve_data(args)
+
 
 # --------------------------------------------------------------------------- frequency warp (VTLP)
 def _tone_response(fe, hz: float, channel: int) -> float:
