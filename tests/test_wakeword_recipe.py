@@ -591,30 +591,38 @@ def test_babble_beds_come_from_the_negative_folders_in_their_share(tmp_path: Pat
         babble_beds(replace(cfg, babble_share=0.3, negative_data=()), ds, cache, 10, False)
 
 
+def _synthesis_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *argv: list[str]) -> list[tuple[str, dict]]:
+    """(cache key, `generate_dataset` keyword arguments) of `resolve_data` for each synthetic-recipe command line,
+    without synthesizing anything."""
+    import train.cli as cli
+
+    calls: list[tuple[str, dict]] = []
+
+    def cached(key: str, generate) -> Path:
+        generate(tmp_path)
+        calls[-1] = (key, calls[-1][1])
+        return tmp_path
+
+    monkeypatch.setattr(cli, "_cached_dataset", cached)
+    monkeypatch.setattr(synth, "generate_dataset", lambda out, **kw: calls.append(("", kw)))
+    monkeypatch.setattr(cli, "real_negative_dirs", lambda values, words: [])
+    for a in argv:
+        cli.resolve_data(cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--synth-engines", "espeak",
+                                                        *a]))
+    return calls
+
+
 def test_synth_sentences_reach_the_generator_and_the_cache_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`--synth-sentences N`: N running-speech sentences are generated, and a different N is a different cache."""
     import train.cli as cli
 
-    keys: list[str] = []
-    counts: list[int] = []
-
-    def cached(key: str, generate) -> Path:
-        keys.append(key)
-        generate(tmp_path)
-        return tmp_path
-
-    monkeypatch.setattr(cli, "_cached_dataset", cached)
-    monkeypatch.setattr(synth, "generate_dataset", lambda out, **kw: counts.append(kw["n_sentences"]))
-    monkeypatch.setattr(cli, "real_negative_dirs", lambda values, words: [])
-    for n in (cli.SENTENCES, 500):
-        args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis",
-                                              "--synth-engines", "espeak", "--synth-sentences", str(n)])
-        cli.resolve_data(args)
-    assert counts == [cli.SENTENCES, 500] and keys[0] != keys[1] and "_s500f" in keys[1]
+    calls = _synthesis_calls(monkeypatch, tmp_path, *[["--keywords", "jarvis", "--synth-sentences", str(n)]
+                                                      for n in (cli.SENTENCES, 500)])
+    (k0, a0), (k1, a1) = calls
+    assert (a0["n_sentences"], a1["n_sentences"]) == (cli.SENTENCES, 500) and k0 != k1 and "_s500f" in k1
     args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis", "--synth-sentences", "-1"])
     with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
         cli.resolve_data(args)
-
 
 
 def test_function_words_reach_the_synthesis_config_and_the_cache_key(monkeypatch: pytest.MonkeyPatch,
@@ -623,23 +631,12 @@ def test_function_words_reach_the_synthesis_config_and_the_cache_key(monkeypatch
     default a wake word (one keyword) gets `WAKE_FUNCTION_WORDS`, several keywords none."""
     import train.cli as cli
 
-    keys: list[str] = []
-    shares: list[float] = []
-
-    def cached(key: str, generate) -> Path:
-        keys.append(key)
-        generate(tmp_path)
-        return tmp_path
-
-    monkeypatch.setattr(cli, "_cached_dataset", cached)
-    monkeypatch.setattr(synth, "generate_dataset", lambda out, **kw: shares.append(kw["config"].function_words))
-    monkeypatch.setattr(cli, "real_negative_dirs", lambda values, words: [])
-    for words, flag in (("jarvis", ["--function-words", "0"]), ("jarvis", ["--function-words", "1.5"]),
-                        ("jarvis", []), ("yes,no", [])):
-        args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", words,
-                                              "--synth-engines", "espeak", *flag])
-        cli.resolve_data(args)
-    assert shares == [0.0, 1.5, cli.WAKE_FUNCTION_WORDS, 0.0] and cli.WAKE_FUNCTION_WORDS > 0
+    calls = _synthesis_calls(monkeypatch, tmp_path, ["--keywords", "jarvis", "--function-words", "0"],
+                             ["--keywords", "jarvis", "--function-words", "1.5"], ["--keywords", "jarvis"],
+                             ["--keywords", "yes,no"])
+    keys = [k for k, _ in calls]
+    assert [a["config"].function_words for _, a in calls] == [0.0, 1.5, cli.WAKE_FUNCTION_WORDS, 0.0]
+    assert cli.WAKE_FUNCTION_WORDS > 0
     plain = f"_s{cli.SENTENCES}_v{cli.SYNTH_RECIPE_VERSION}"
     assert keys[0].endswith(plain) and keys[3].endswith(plain)
     assert f"_s{cli.SENTENCES}f1.5_" in keys[1] and f"_s{cli.SENTENCES}f{cli.WAKE_FUNCTION_WORDS:g}_" in keys[2]
