@@ -45,9 +45,9 @@ wizard wonder worry yellow yesterday zebra zero
 """.split())
 
 
-#: ~260 of the most frequent words of spoken English that `COMMON_WORDS` and the default negatives lack: pronouns, articles,
-#: auxiliaries, prepositions, conjunctions, everyday verbs and adverbs. Real talk is about half such words;
-#: sentences of content words alone ("garden rocket violin") do not sound like people talking.
+#: ~260 of the most frequent words of spoken English that `COMMON_WORDS` and the default negatives lack:
+#: pronouns, articles, auxiliaries, prepositions, conjunctions, everyday verbs and adverbs. Real talk is about
+#: half such words; sentences of content words alone ("garden rocket violin") do not sound like people talking.
 FUNCTION_WORDS: tuple[str, ...] = tuple("""
 a an the this that these those some any all each both no not
 i you he she it we they me him her us them my your his its our their mine yours myself
@@ -64,6 +64,7 @@ thing things time year day man woman world life hand part place week problem fac
 room lot night eye job word side kind head house friend hour game line end car one two three four
 five six eight nine ten first half more most much many less least other another such
 """.split())
+
 
 def _bigrams(word: str) -> set[str]:
     w = f"^{word}$"
