@@ -426,6 +426,27 @@ def test_sentences_are_three_seconds_of_common_words_without_the_keyword() -> No
     assert len(clip) == synth.SENTENCE_SAMPLES and rms(clip) > 100
 
 
+def test_a_long_sentence_is_said_faster_until_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running speech too long for its 3 s is synthesized again, 1.25 x faster each time, until it fits (as a word
+    or carrier phrase is for its second). Measured: saying it once at its planned rate and cutting it at 3 s
+    instead lowered recall on real voices (README "Function words in the running speech")."""
+    from train.synth import render
+
+    config = synth.SynthConfig(noise_floor_dbfs=None)
+    pools = {s: synth.speaker_pool(config)[:20] for s in synth.SPLITS}
+    vocab = synth.sentence_vocabulary(["jarvis"])
+    plan = replace(synth.plan_sentences(1, vocab, pools, config, 0)[0], text=" ".join(vocab[:12]), rate_wpm=150)
+    assert len(synth.trim_silence(speak(plan, 150))) > 1.3 * synth.SENTENCE_SAMPLES  # 12 words at 150 wpm
+    rates: list[int] = []
+    monkeypatch.setattr(render, "speak", lambda p, rate, piper_seed=None: (rates.append(rate), speak(p, rate))[1])
+    clip = synth.render_clip(plan, config)
+    assert len(clip) == synth.SENTENCE_SAMPLES
+    assert len(rates) > 1 and rates[0] == 150 and all(b == int(a * 1.25) for a, b in zip(rates, rates[1:]))
+    said = synth.trim_silence(speak(plan, rates[-1]))
+    assert len(said) <= synth.SENTENCE_SAMPLES  # the whole sentence, at the first rate that fits
+    assert len(synth.trim_silence(speak(plan, rates[-2]))) > synth.SENTENCE_SAMPLES
+
+
 def test_function_words_go_between_the_same_content_words() -> None:
     from train.wordlist import FUNCTION_WORDS
 
