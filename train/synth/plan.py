@@ -12,14 +12,14 @@ import numpy as np
 from train import voices
 from train.synth.espeak import available_variants
 from train.synth.settings import (DEFAULT_NEGATIVES, ENGINES, MAX_FUNCTION_WORDS, SENTENCE_FOLDER, SENTENCE_WORDS,
-                                  SynthConfig, SynthError, word_folder)
+                                  WORD_ONLY_ENGINES, SynthConfig, SynthError, word_folder)
 
 
 @dataclass(frozen=True)
 class Speaker:
     """One synthetic speaker. espeak and mbrola: voice + variant + base pitch (0-100); flite: voice + mean F0 in
-    Hz; piper and festival: voice + warp in percent; rhvoice and pico: voice + pitch in percent (see
-    `train.voices`)."""
+    Hz; piper and festival: voice + warp in percent; rhvoice and pico: voice + pitch in percent; kokoro: voice +
+    the voice blended with it ("" for none) + warp in percent (see `train.voices`)."""
 
     voice: str
     variant: str
@@ -48,7 +48,7 @@ def usable_engines(config: SynthConfig) -> list[str]:
 def speaker_pool(config: SynthConfig) -> list[Speaker]:
     """espeak: every voice x available variant x base pitch (variants missing from the shipped data are
     skipped); flite: every voice x its F0 settings; piper and festival: every voice x warp; mbrola, rhvoice and
-    pico: every voice x pitch. Only usable engines."""
+    pico: every voice x pitch; kokoro: every voice and every pair of voices x warp. Only usable engines."""
     engines = usable_engines(config)
     out: list[Speaker] = []
     if "espeak" in engines:
@@ -69,6 +69,10 @@ def speaker_pool(config: SynthConfig) -> list[Speaker]:
         out += [Speaker(v, "", p, "rhvoice") for v in voices.RHVOICE_VOICES for p in voices.RHVOICE_PITCHES]
     if "pico" in engines:
         out += [Speaker(v, "", p, "pico") for v in voices.PICO_VOICES for p in voices.PICO_PITCHES]
+    if "kokoro" in engines:
+        names = voices.KOKORO_VOICES
+        styles = [(v, "") for v in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+        out += [Speaker(v, blend, w, "kokoro") for v, blend in styles for w in voices.KOKORO_WARPS]
     if not out:
         raise SynthError(f"none of the synthesis engines {', '.join(config.engines)} is installed")
     return out
@@ -174,7 +178,9 @@ def plan_sentences(n: int, vocabulary: Sequence[str], pools: dict[str, list[Spea
     """Running-speech negatives: `n` sentences of 3-7 random words of `vocabulary`, spread over the splits
     and speakers like a word's clips (folder `SENTENCE_FOLDER`). With `config.function_words` > 0 and a list of
     `function_words`, each of those words comes after a few words of that list ("could you the garden"), drawn
-    from a stream of their own, so the content words are those of the sentence without them."""
+    from a stream of their own, so the content words are those of the sentence without them. The engines of
+    `WORD_ONLY_ENGINES` say none (the others' sentences are those they say without them)."""
+    pools = {split: [s for s in pool if s.engine not in WORD_ONLY_ENGINES] for split, pool in pools.items()}
     plans = plan_word(SENTENCE_FOLDER, n, pools, config, seed)
     out = []
     for p in plans:

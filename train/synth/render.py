@@ -59,6 +59,8 @@ def speak(plan: ClipPlan, rate_wpm: int, piper_seed: int | None = None) -> np.nd
         return resample(audio.astype(np.float64), rate, TARGET_RATE)
     if spk.engine == "festival":
         audio, rate = voices.festival_native(text, spk.voice, tempo)
+    elif spk.engine == "kokoro":
+        audio, rate = voices.kokoro_native(text, spk.voice, spk.variant, 1.0 / tempo)
     else:
         rng = np.random.default_rng([plan.seed, 2])
         if piper_seed is None:

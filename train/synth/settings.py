@@ -9,7 +9,10 @@ from edge.errors import UserError
 
 
 #: synthesis engines, in the order their speakers are listed and split (`train.voices`)
-ENGINES: tuple[str, ...] = ("espeak", "flite", "piper", "festival", "mbrola", "rhvoice", "pico")
+ENGINES: tuple[str, ...] = ("espeak", "flite", "piper", "festival", "mbrola", "rhvoice", "pico", "kokoro")
+#: engines that speak the words but not the running-speech sentences: Kokoro runs at ~0.55 x real time on one core,
+#: so its share of the 3,000 sentences of 3 s would add ~14 min to a synthesis (its words: ~3 min)
+WORD_ONLY_ENGINES: tuple[str, ...] = ("kokoro",)
 
 TARGET_RATE = 16000
 CLIP_SAMPLES = TARGET_RATE  # every word clip is exactly 1.0 s
