@@ -12,6 +12,12 @@ post-processing (`fast_detect` is `Detector.update`'s decision rule over the who
   alarms on *these* negatives stay within a target. That point is chosen on the measurement data itself, so
   it is an upper bound of what a threshold chosen elsewhere (the manifest's, set on the validation split at
   export) can reach: both are printed, and only the manifest's is an honest estimate.
+- **Calibrated on other negatives** (`--calibration-negatives DIR`): the threshold set on audio of the place the
+  device will listen (its own talk, television, hours of it), without the keyword and apart from `--negatives`:
+  the lowest threshold of a 0.01 grid at which DIR, and every higher threshold, stays within the target (the
+  export's rule: floor(target x hours) false alarms allowed), then measured on the positives and negatives. An
+  honest estimate of what a threshold set on real speech gives, where the manifest's is set on the validation
+  stream.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from export.report.detection import StreamPosteriors, fast_detect, step_posterio
 #: thresholds of the sweep (one for every keyword); the int8 grid is 1/256 per frame, so these are all distinct
 SWEEP = tuple(float(t) for t in np.round(np.concatenate([np.arange(0.05, 0.9, 0.05), np.arange(0.9, 1.0, 0.01)]), 4))
 DEFAULT_TARGET_FA_PER_HOUR = 1.0
+#: thresholds tried when the threshold is set on calibration negatives: every 0.01 of the detector's range
+CALIBRATION_GRID = tuple(float(t) for t in np.round(np.arange(0.01, 1.0, 0.01), 2))
 
 
 @dataclass
@@ -136,10 +144,30 @@ def best_within(points: list[dict[str, Any]], target: float) -> dict[str, Any] |
     return max(ok, key=lambda p: (p["recall"], p["threshold"])) if ok else None
 
 
+def calibrated_threshold(cal: FolderPosteriors, labels: list[str], base: PostprocessConfig, fe: FrontendConfig,
+                         target: float) -> dict[str, Any]:
+    """The lowest threshold of `CALIBRATION_GRID` at which the calibration audio, and every higher threshold,
+    has at most floor(target x hours) false alarms (any keyword); threshold None when even the highest has more."""
+    from export.calibrate import allowed_false_alarms
+
+    allowed = allowed_false_alarms(target, cal.seconds)
+    chosen, counts = None, {}
+    for t in reversed(CALIBRATION_GRID):
+        n = sum(count_events(cal, labels, PostprocessConfig(base.window, t, {}, base.refractory), fe))
+        if n > allowed:
+            break
+        chosen, counts[t] = t, n
+    return {"folder": str(cal.folder), "files": len(cal.files), "seconds": round(cal.seconds, 1),
+            "allowed_false_alarms": allowed, "threshold": chosen,
+            "false_alarms": None if chosen is None else counts[chosen]}
+
+
 def evaluate(manifest: Manifest, positives: Path, negatives: Path, variant: str, keyword: str | None,
-             target: float, progress: bool, posteriors: Posteriors | None = None, tail_s: float = 0.0) -> dict[str, Any]:
+             target: float, progress: bool, posteriors: Posteriors | None = None, tail_s: float = 0.0,
+             calibration: Path | None = None) -> dict[str, Any]:
     """Recall on `positives` (each file followed by `tail_s` seconds of silence), false alarms on `negatives`
-    (as they are), at the manifest's thresholds and over the sweep."""
+    (as they are), at the manifest's thresholds and over the sweep; with `calibration` (a folder of negatives
+    other than `negatives`), also at the threshold set on it (`calibrated_threshold`)."""
     labels = manifest.labels
     keywords = keyword_labels(labels)
     if keyword is None:
@@ -151,7 +179,11 @@ def evaluate(manifest: Manifest, positives: Path, negatives: Path, variant: str,
     if variant not in manifest.variants:
         raise UserError(f"variant {variant!r} not in {manifest.root} (has {', '.join(manifest.variants)})")
     fe = manifest.frontend
-    pos_files, neg_files = folder_audio(positives), folder_audio(negatives)  # both checked before any work
+    pos_files, neg_files = folder_audio(positives), folder_audio(negatives)  # checked before any work
+    cal_files = None if calibration is None else folder_audio(calibration)
+    if cal_files is not None and set(p.resolve() for p in cal_files) & set(p.resolve() for p in neg_files):
+        raise UserError(f"--calibration-negatives {calibration} shares files with --negatives {negatives}: a threshold "
+                        "set on the audio it is measured on is an upper bound (the sweep's best line), not an estimate")
     run = posteriors or tflite_posteriors(manifest, variant)
     pos = folder_posteriors(positives, fe, run, progress, "positives", pos_files, tail_s)
     neg = folder_posteriors(negatives, fe, run, progress, "negatives", neg_files)
@@ -169,6 +201,12 @@ def evaluate(manifest: Manifest, positives: Path, negatives: Path, variant: str,
     }
     if pos.integer:
         result["manifest_point"]["limit"] = integer_threshold(config.threshold_of(keyword), config.window, pos.scale)
+    if calibration is not None:
+        cal = folder_posteriors(calibration, fe, run, progress, "calibration", cal_files)
+        chosen = calibrated_threshold(cal, labels, config, fe, target)
+        point = None if chosen["threshold"] is None else figures(
+            pos, neg, labels, PostprocessConfig(config.window, chosen["threshold"], {}, config.refractory), fe, keyword)
+        result["calibrated_point"] = {"calibration": chosen, **(point or {})}
     return result
 
 
@@ -192,6 +230,14 @@ def text_lines(r: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"  best threshold for <= {r['target_fa_per_hour']:g} FA/h chosen on these negatives (an upper bound, "
                      f"not an estimate): {b['threshold']:.2f}, recall {_pct(b['recall'])}, {b['fa_per_hour']:.1f} FA/h")
+    c = r.get("calibrated_point")
+    if c is not None:
+        cal = c["calibration"]
+        where = (f"set on {cal['folder']} ({cal['seconds'] / 3600:.2f} h, at most {cal['allowed_false_alarms']} false "
+                 f"alarm(s) there)")
+        lines.append(f"  no threshold {where}" if cal["threshold"] is None else
+                     f"  at the threshold {where}: {c['threshold']:.2f}, recall {_pct(c['recall'])} "
+                     f"({c['detected']}/{c['positives']}), {c['false_alarms']} false alarms = {c['fa_per_hour']:.1f} FA/h")
     lines.append("  threshold  recall   FA/h")
     lines += [f"  {p['threshold']:9.2f}  {100 * p['recall']:5.1f} %  {p['fa_per_hour']:6.1f}" for p in r["sweep"]]
     return lines
@@ -212,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="int8", help="exported variant (default int8)")
     p.add_argument("--target-fa-per-hour", type=finite_number(0), default=DEFAULT_TARGET_FA_PER_HOUR, metavar="X",
                    help=f"for the best-threshold line (default {DEFAULT_TARGET_FA_PER_HOUR:g})")
+    p.add_argument("--calibration-negatives", type=Path, default=None, metavar="DIR",
+                   help="audio without the keyword from where the device will listen, apart from --negatives: the "
+                        "threshold is also set on it (within --target-fa-per-hour) and measured on the positives and "
+                        "negatives")
     p.add_argument("--json", action="store_true", help="one JSON object per artifacts folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -222,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         for art in args.artifacts:
             r = evaluate(load_manifest(art), args.positives, args.negatives, args.variant, args.keyword,
-                         args.target_fa_per_hour, progress=not (args.quiet or args.json), tail_s=args.tail)
+                         args.target_fa_per_hour, progress=not (args.quiet or args.json), tail_s=args.tail,
+                         calibration=args.calibration_negatives)
             print(json.dumps(r) if args.json else "\n".join(text_lines(r)), flush=True)
         return 0
 

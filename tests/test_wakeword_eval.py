@@ -114,6 +114,48 @@ def test_cli_prints_text_and_json(artifacts: Path, folders: tuple[Path, Path], c
     assert "at the manifest threshold" in out and "recall" in out
 
 
+def test_threshold_set_on_calibration_negatives(artifacts: Path, folders: tuple[Path, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`--calibration-negatives DIR`: the lowest 0.01-grid threshold at which DIR and every higher threshold stay
+    within floor(target x hours) false alarms, measured on the positives and negatives. With a copy of the
+    negatives as DIR, their false alarms at that threshold are DIR's; DIR sharing files with them is refused."""
+    pos, neg = folders
+    m = load_manifest(artifacts)
+    labels, fe, base = m.labels, m.frontend, m.postprocess
+    cal = wakeword.folder_posteriors(neg, fe, wakeword.tflite_posteriors(m, "int8"), False, "cal")
+
+    def events(t: float) -> int:
+        return sum(wakeword.count_events(cal, labels, PostprocessConfig(base.window, t, {}, base.refractory), fe))
+
+    for target in (0.0, 3600 * 3 / cal.seconds, 1e6):  # none, 3 and every false alarm allowed
+        c = wakeword.calibrated_threshold(cal, labels, base, fe, target)
+        assert c["allowed_false_alarms"] == int(target * cal.seconds / 3600 + 1e-9)
+        t = c["threshold"]
+        assert t is not None and all(events(u) <= c["allowed_false_alarms"] for u in wakeword.CALIBRATION_GRID if u >= t)
+        assert t == wakeword.CALIBRATION_GRID[0] or events(round(t - 0.01, 2)) > c["allowed_false_alarms"]
+        assert c["false_alarms"] == events(t)
+    assert wakeword.calibrated_threshold(cal, labels, base, fe, 1e6)["threshold"] == wakeword.CALIBRATION_GRID[0]
+    copy = tmp_path / "copy"
+    for path in wakeword.folder_audio(neg):
+        (copy / path.relative_to(neg)).parent.mkdir(parents=True, exist_ok=True)
+        write_wav(copy / path.relative_to(neg), load_wav(path, 16000), 16000)
+    assert export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg), "--keyword",
+                        "yes", "--target-fa-per-hour", "0", "--calibration-negatives", str(copy), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    point, chosen = r["calibrated_point"], r["calibrated_point"]["calibration"]
+    assert chosen["allowed_false_alarms"] == 0 and point["threshold"] == chosen["threshold"]
+    assert point["false_alarms"] == chosen["false_alarms"] == 0
+    cfg = PostprocessConfig(base.window, point["threshold"], {}, base.refractory)
+    assert point["detected"] == sum("yes" in ev for ev in runtime_events(artifacts, pos, cfg))
+    assert export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg), "--keyword",
+                        "yes", "--calibration-negatives", str(copy), "--quiet"]) == 0
+    assert f"at the threshold set on {copy}" in capsys.readouterr().out
+    assert export_main(["wakeword", str(artifacts), "--positives", str(pos), "--negatives", str(neg), "--keyword",
+                        "yes", "--calibration-negatives", str(neg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "shares files with --negatives" in err
+
+
 @pytest.mark.parametrize("extra, message", [
     ([], "keywords"),  # several keywords and no --keyword
     (["--keyword", "marvin"], "not a keyword"),
