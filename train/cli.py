@@ -126,8 +126,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                         f"words and {SC_SYNTH_COMMON_WORDS} common words as _unknown_ training data (default "
                         f"{SC_SYNTH_UNKNOWNS} = off; e.g. 30)")
     p.add_argument("--synth-engines", default="auto",
-                   help="synthetic recipe: comma-separated engines of espeak,flite,piper,festival,mbrola,rhvoice,pico,kokoro (default "
-                        "auto: espeak, flite and piper where installed)")
+                   help="synthetic recipe: comma-separated engines of espeak,flite,piper,festival,mbrola,rhvoice,pico,"
+                        "kokoro (default auto: espeak, flite and piper where installed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -578,7 +578,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), teacher=str(args.teacher or ""), distil_weight=args.distil_weight,
                       ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,
-                      spec_time_mask=spec_time, spec_freq_mask=spec_freq, hard_negatives=args.hard_negatives, mine_epochs=args.mine_epochs,
+                      spec_time_mask=spec_time, spec_freq_mask=spec_freq,
+                      hard_negatives=args.hard_negatives, mine_epochs=args.mine_epochs,
                       loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
