@@ -107,6 +107,11 @@ def _detector(labels: list[str], config: PostprocessConfig, data: FolderPosterio
                     window_s=fe.window_ms / 1000)
 
 
+def at_threshold(base: PostprocessConfig, threshold: float) -> PostprocessConfig:
+    """`base` with one threshold for every keyword (as `edge run --threshold` sets)."""
+    return PostprocessConfig(base.window, float(threshold), {}, base.refractory)
+
+
 def count_events(data: FolderPosteriors, labels: list[str], config: PostprocessConfig, fe: FrontendConfig,
                  keyword: str | None = None) -> list[int]:
     """Events per file (of `keyword` only, if given) under `config`."""
@@ -133,8 +138,7 @@ def sweep(pos: FolderPosteriors, neg: FolderPosteriors, labels: list[str], base:
     """One point per threshold, the same threshold for every keyword (as `edge run --threshold` sets)."""
     out = []
     for t in thresholds:
-        cfg = PostprocessConfig(base.window, float(t), {}, base.refractory)
-        out.append(figures(pos, neg, labels, cfg, fe, keyword))
+        out.append(figures(pos, neg, labels, at_threshold(base, t), fe, keyword))
     return out
 
 
@@ -153,7 +157,7 @@ def calibrated_threshold(cal: FolderPosteriors, labels: list[str], base: Postpro
     allowed = allowed_false_alarms(target, cal.seconds)
     chosen, counts = None, {}
     for t in reversed(CALIBRATION_GRID):
-        n = sum(count_events(cal, labels, PostprocessConfig(base.window, t, {}, base.refractory), fe))
+        n = sum(count_events(cal, labels, at_threshold(base, t), fe))
         if n > allowed:
             break
         chosen, counts[t] = t, n
@@ -204,8 +208,8 @@ def evaluate(manifest: Manifest, positives: Path, negatives: Path, variant: str,
     if calibration is not None:
         cal = folder_posteriors(calibration, fe, run, progress, "calibration", cal_files)
         chosen = calibrated_threshold(cal, labels, config, fe, target)
-        point = None if chosen["threshold"] is None else figures(
-            pos, neg, labels, PostprocessConfig(config.window, chosen["threshold"], {}, config.refractory), fe, keyword)
+        point = None if chosen["threshold"] is None else figures(pos, neg, labels, at_threshold(config, chosen["threshold"]),
+                                                                 fe, keyword)
         result["calibrated_point"] = {"calibration": chosen, **(point or {})}
     return result
 

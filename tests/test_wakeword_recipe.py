@@ -122,16 +122,11 @@ def test_word_only_engines_say_no_sentences() -> None:
     without = synth.SynthConfig(engines=("espeak",), engine_weights=(0.5,))
     vocab = synth.sentence_vocabulary(["jarvis"])
 
-    def pools(config: synth.SynthConfig) -> dict[str, list[synth.Speaker]]:
-        speakers = synth.speaker_pool(config)
-        split_of = synth.assign_speaker_splits(speakers, config, 0)
-        return {s: [spk for spk in speakers if split_of[spk] == s] for s in synth.SPLITS}
-
     assert len([s for s in synth.speaker_pool(with_kokoro) if s.engine == "kokoro"]) == 15 * len(voices.KOKORO_WARPS)
     words = _plans(with_kokoro, 200)
     assert 0.3 < np.mean([p.speaker.engine == "kokoro" for p in words]) < 0.7  # 200 draws of p = 0.5: > 5 sigma
-    sentences = synth.plan_sentences(200, vocab, pools(with_kokoro), with_kokoro, 0)
-    assert sentences == synth.plan_sentences(200, vocab, pools(without), without, 0)
+    sentences = synth.plan_sentences(200, vocab, _pools(with_kokoro), with_kokoro, 0)
+    assert sentences == synth.plan_sentences(200, vocab, _pools(without), without, 0)
     assert all(p.speaker.engine == "espeak" for p in sentences)
 
 
@@ -235,11 +230,15 @@ def test_unknown_voices_are_user_errors() -> None:
         synth.SynthConfig(engines=("espeak", "sam")).validate()
 
 
-def _plans(config: synth.SynthConfig, n: int = 200) -> list[synth.ClipPlan]:
+def _pools(config: synth.SynthConfig) -> dict[str, list[synth.Speaker]]:
+    """Every split's speakers (seed 0)."""
     speakers = synth.speaker_pool(config)
     split_of = synth.assign_speaker_splits(speakers, config, 0)
-    pools = {s: [spk for spk in speakers if split_of[spk] == s] for s in synth.SPLITS}
-    return synth.plan_word("jarvis", n, pools, config, 0, keyword=True)
+    return {s: [spk for spk in speakers if split_of[spk] == s] for s in synth.SPLITS}
+
+
+def _plans(config: synth.SynthConfig, n: int = 200) -> list[synth.ClipPlan]:
+    return synth.plan_word("jarvis", n, _pools(config), config, 0, keyword=True)
 
 
 def test_every_engine_has_training_speakers_and_its_share_of_clips() -> None:

@@ -602,7 +602,8 @@ def parse_spec_augment(value: str | None) -> tuple[int, int]:
     from train.streams import StreamConfig
 
     if value is None:
-        return TrainConfig().spec_time_mask, TrainConfig().spec_freq_mask
+        defaults = TrainConfig()
+        return defaults.spec_time_mask, defaults.spec_freq_mask
     channels = FrontendConfig().num_channels
     try:
         frames, chans = (int(v) for v in value.split(","))

@@ -305,7 +305,9 @@ def kokoro_native(text: str, voice: str, blend: str, speed: float) -> tuple[np.n
     audio = session.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),  # type: ignore[attr-defined]
                                "style": style[len(tokens) - 1][None, :],
                                "speed": np.array([speed], dtype=np.float32)})[0]
-    pcm = np.clip(np.round(np.asarray(audio, dtype=np.float64).ravel() * 32767.0), -32768, 32767).astype(np.int16)
+    from train.synth.dsp import to_int16
+
+    pcm = to_int16(np.asarray(audio, dtype=np.float64).ravel() * 32767.0)
     if not np.any(pcm):
         raise VoiceError(f"Kokoro produced no sound for {text!r}")
     return pcm, 24000
