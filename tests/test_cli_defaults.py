@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import astuple, replace
 from pathlib import Path
+
+from train.config import BASE_SCHEDULE, LR_BATCH
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,14 +19,14 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
 
     args = build_parser().parse_args(["train"])
     cfg = TrainConfig()
-    parsed = {"batch": args.batch, "patience": args.patience, "views": args.views, "seed": args.seed,
+    parsed = {"seed": args.seed,
               "threads": args.threads, "oversample": args.oversample, "model.cell": args.model,
               "loop_gain_bound": args.loop_gain_bound, "babble_share": args.babble,
               "warp": parse_warp(args.warp), "model.size": args.size, "model.feedback_levels": args.feedback_levels,
               "model.bidirectional": args.bidirectional, "stream.objective": args.objective,
               "stream.snr_db": tuple(float(v) for v in args.snr_db.split(",")),
               "stream.bandlimit_prob": args.bandlimit, "spec": parse_spec_augment(args.spec_augment)}
-    expected = {"batch": cfg.batch, "patience": cfg.patience, "views": cfg.views, "seed": cfg.seed,
+    expected = {"seed": cfg.seed,
                 "threads": cfg.threads, "oversample": cfg.oversample, "model.cell": cfg.model.cell.value,
                 "loop_gain_bound": cfg.loop_gain_bound, "babble_share": cfg.babble_share,
                 "warp": cfg.warp, "model.size": cfg.model.size.value, "model.feedback_levels": cfg.model.feedback_levels,
@@ -33,6 +36,7 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
     assert parsed == expected
     # options left unset (None) are resolved in `cmd_train`: from --size, the cell, the recipe
     assert args.hidden is args.layers is args.proj is args.epochs is args.lr is args.loop_penalty is None
+    assert args.batch is args.views is args.patience is None  # `resolve_schedule`: from the recipe and --size
     assert args.unknown_whole_word is None  # on for the synthetic recipe, off otherwise
     assert args.unknown_word_min is None  # SC_UNKNOWN_WORD_MIN for speech_commands, TrainConfig's (off) otherwise
     from train.cli import SC_UNKNOWN_WORD_MIN, resolve_unknown_word_min
@@ -41,9 +45,40 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
     assert resolve_unknown_word_min(parse(["train", "--recipe", "speech_commands"])) == SC_UNKNOWN_WORD_MIN > 0
     assert resolve_unknown_word_min(parse(["train", "--recipe", "synthetic"])) == cfg.unknown_word_min == 0
     assert resolve_unknown_word_min(parse(["train", "--recipe", "speech_commands", "--unknown-word-min", "0"])) == 0
-    # the default model is the default size's preset, trained for its epochs at its cell's learning rate
+    # the default model is the default size's preset; the dataclass's schedule is the base one, at its cell's rate
     assert {k: getattr(cfg.model, k) for k in cfg.model.size.preset} == cfg.model.size.preset
-    assert (cfg.epochs, cfg.lr) == (cfg.model.size.default_epochs, cfg.model.cell.default_lr)
+    assert (cfg.epochs, cfg.batch, cfg.views, cfg.patience) == astuple(BASE_SCHEDULE)
+    assert cfg.lr == cfg.model.cell.lr_at(cfg.batch) == cfg.model.cell.default_lr  # measured at LR_BATCH rows
+    assert BASE_SCHEDULE.batch == LR_BATCH
+
+
+def test_train_schedule_is_resolved_per_recipe_and_size() -> None:
+    """Speech Commands (and every recipe but `synthetic`) trains on its size's schedule, at the cell's learning
+    rate for that batch; the synthetic recipes keep the base batch, views and patience and their own epochs; each
+    flag overrides its own field only; a count below 1 is one error line."""
+    import pytest
+
+    from edge.errors import UserError
+    from train.cli import SYNTH_EPOCHS, WAKE_EPOCHS, build_parser, resolve_schedule
+    from train.config import Cell, ModelSize
+
+    parse = build_parser().parse_args
+    for size in ModelSize:
+        for recipe in ("speech_commands", "fsdd", "folder"):
+            assert resolve_schedule(parse(["train", "--recipe", recipe, "--size", size.value]), size, False) == size.schedule
+    mcu = ModelSize.MCU
+    assert mcu.schedule.batch > BASE_SCHEDULE.batch and ModelSize.PI.schedule != mcu.schedule
+    assert resolve_schedule(parse(["train", "--recipe", "synthetic"]), mcu, True) == replace(BASE_SCHEDULE, epochs=WAKE_EPOCHS)
+    assert resolve_schedule(parse(["train", "--recipe", "synthetic"]), mcu, False) == replace(BASE_SCHEDULE, epochs=SYNTH_EPOCHS)
+    args = parse(["train", "--recipe", "speech_commands", "--batch", "64", "--patience", "5"])
+    assert resolve_schedule(args, mcu, False) == replace(mcu.schedule, batch=64, patience=5)
+    for flag in ("--epochs", "--batch", "--views", "--patience"):
+        with pytest.raises(UserError, match=f"{flag} must be at least 1"):
+            resolve_schedule(parse(["train", flag, "0"]), mcu, False)
+    # the square-root rule: 4x the rows, twice the rate; each cell from its own rate
+    for cell in Cell:
+        assert cell.lr_at(LR_BATCH) == cell.default_lr
+        assert cell.lr_at(4 * LR_BATCH) == pytest.approx(2 * cell.default_lr)
 
 
 def test_export_cli_defaults_are_the_export_options_defaults() -> None:

@@ -11,11 +11,14 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from edge.errors import UserError
 from train.selection import Selection
 from train.synth.settings import MAX_FUNCTION_WORDS
+
+if TYPE_CHECKING:
+    from train.config import ModelSize, Schedule
 
 SUBCOMMANDS = ("train", "data-info", "evaluate", "merge", "synth", "download")
 DEFAULT_SYNTH_WORDS = "yes,no,up,down,left,right,on,off,stop,go"
@@ -131,7 +134,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from train.config import Cell, ModelSize, TrainConfig
+    from train.config import LR_BATCH, Cell, ModelSize, TrainConfig
     from train.streams import Objective
 
     # Every default below is the dataclass default it stands for (tests/test_cli_defaults.py).
@@ -159,14 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--objective", default=defaults.stream.objective.value, choices=tuple(o.value for o in Objective),
                    help="frame: a target per frame of long streams; clip: one label per clip (many-to-one); default "
                         f"{defaults.stream.objective.value}")
+    mcu, pi = ModelSize.MCU.schedule, ModelSize.PI.schedule
     t.add_argument("--epochs", type=int, default=None, help=f"default: {WAKE_EPOCHS} for a synthetic wake word (one keyword), {SYNTH_EPOCHS} for several synthetic "
-                        f"keywords, else {ModelSize.MCU.default_epochs} for --size mcu, "
-                        f"{ModelSize.PI.default_epochs} for pi")
-    t.add_argument("--patience", type=int, default=defaults.patience,
-                   help="early stop after N epochs without validation gain")
-    t.add_argument("--batch", type=int, default=defaults.batch)
-    t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: {Cell.GRU.default_lr:g}; "
-                   f"{Cell.RNN.default_lr:g} for rnn)")
+                        f"keywords, else {mcu.epochs} for --size mcu, {pi.epochs} for pi")
+    t.add_argument("--patience", type=int, default=None,
+                   help=f"early stop after N epochs without validation gain (default {defaults.patience} for the "
+                        f"synthetic recipe, else {mcu.patience} for mcu, {pi.patience} for pi)")
+    t.add_argument("--batch", type=int, default=None,
+                   help=f"parallel stream rows per step (default {defaults.batch} for the synthetic recipe, else "
+                        f"{mcu.batch} for mcu, {pi.batch} for pi)")
+    t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: the cell's, {Cell.GRU.default_lr:g}; "
+                   f"{Cell.RNN.default_lr:g} for rnn, times sqrt(batch / {LR_BATCH}))")
     snr_db = ",".join(f"{v:g}" for v in defaults.stream.snr_db)
     t.add_argument("--snr-db", default=snr_db, help=f"background noise SNR range in dB, LO,HI (default {snr_db})")
     t.add_argument("--oversample", type=float, default=defaults.oversample,
@@ -177,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--unknown-whole-word", action=argparse.BooleanOptionalAction, default=None,
                    help="label _unknown_ speech over the whole word, not only around its end as keywords are "
                         "(default: on for the synthetic recipe, off otherwise)")
-    t.add_argument("--views", type=int, default=defaults.views, help="cached augmented stream realisations")
+    t.add_argument("--views", type=int, default=None,
+                   help=f"cached augmented stream realisations (default {defaults.views} for the synthetic recipe, "
+                        f"else {mcu.views} for mcu, {pi.views} for pi)")
     t.add_argument("--seed", type=int, default=defaults.seed)
     t.add_argument("--threads", type=int, default=defaults.threads,
                    help="torch CPU threads (results are reproducible per value)")
@@ -515,10 +523,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if lo > hi:
         raise UserError("--snr-db: LO must not exceed HI")
     wake_word = args.recipe == "synthetic" and len(kws or ()) == 1
-    synthetic_epochs = WAKE_EPOCHS if wake_word else SYNTH_EPOCHS
-    epochs = (synthetic_epochs if args.recipe == "synthetic" else size.default_epochs) if args.epochs is None else args.epochs
-    if epochs < 1 or args.patience < 1:
-        raise UserError("--epochs and --patience must be at least 1")
+    schedule = resolve_schedule(args, size, wake_word)
     if not 0.0 <= args.oversample <= 1.0:
         raise UserError("--oversample must be between 0 and 1")
     unknown_word_min = resolve_unknown_word_min(args)
@@ -528,7 +533,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"--teacher: {args.teacher} is not a run folder")
     if not 0.0 <= args.distil_weight <= 1.0:
         raise UserError("--distil-weight must be between 0 and 1")
-    lr = cell.default_lr if args.lr is None else args.lr
+    lr = cell.lr_at(schedule.batch) if args.lr is None else args.lr
     if lr <= 0:
         raise UserError("--lr must be positive")
     if args.loop_penalty is not None and cell is not Cell.JORDAN:
@@ -572,9 +577,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--unknown-per-view must be >= 0")
     init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet,
                              tuple(kws or ()))
-    cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=epochs,
-                      batch=args.batch, lr=lr, oversample=args.oversample,
-                      unknown_word_min=unknown_word_min, views=args.views, patience=args.patience, seed=args.seed, threads=args.threads,
+    cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=schedule.epochs,
+                      batch=schedule.batch, lr=lr, oversample=args.oversample,
+                      unknown_word_min=unknown_word_min, views=schedule.views, patience=schedule.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), teacher=str(args.teacher or ""), distil_weight=args.distil_weight,
                       ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,
@@ -625,6 +630,23 @@ def parse_warp(value: str) -> tuple[float, float]:
     if not 0.5 <= lo <= 1.0 <= hi <= 2.0:
         raise UserError(f"--warp must satisfy 0.5 <= LO <= 1 <= HI <= 2, got {value!r}")
     return lo, hi
+
+
+def resolve_schedule(args: argparse.Namespace, size: ModelSize, wake_word: bool) -> Schedule:
+    """--epochs, --batch, --views and --patience, each from the command line or its default: the size's
+    Speech Commands `Schedule` for every recipe but `synthetic`, which keeps `BASE_SCHEDULE`'s batch, views and
+    patience and trains WAKE_EPOCHS (one keyword) or SYNTH_EPOCHS epochs."""
+    from train.config import BASE_SCHEDULE
+
+    if args.recipe == "synthetic":
+        base = replace(BASE_SCHEDULE, epochs=WAKE_EPOCHS if wake_word else SYNTH_EPOCHS)
+    else:
+        base = size.schedule
+    given = {k: getattr(args, k) for k in ("epochs", "batch", "views", "patience") if getattr(args, k) is not None}
+    bad = [f"--{k}" for k, v in given.items() if v < 1]
+    if bad:
+        raise UserError(f"{' and '.join(bad)} must be at least 1")
+    return replace(base, **given)
 
 
 def resolve_unknown_word_min(args: argparse.Namespace) -> int:
