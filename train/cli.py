@@ -171,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=None,
                    help=f"parallel stream rows per step (default {defaults.batch} for the synthetic recipe, else "
                         f"{mcu.batch} for mcu, {pi.batch} for pi)")
-    t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: the cell's, {Cell.GRU.default_lr:g}; "
-                   f"{Cell.RNN.default_lr:g} for rnn, times sqrt(batch / {LR_BATCH}))")
+    t.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate (default: the cell's, {Cell.GRU.default_lr:g}; {Cell.RNN.default_lr:g} "
+                        f"for rnn, times sqrt(batch / {LR_BATCH}))")
     snr_db = ",".join(f"{v:g}" for v in defaults.stream.snr_db)
     t.add_argument("--snr-db", default=snr_db, help=f"background noise SNR range in dB, LO,HI (default {snr_db})")
     t.add_argument("--oversample", type=float, default=defaults.oversample,

@@ -125,10 +125,10 @@ BASE_SCHEDULE = Schedule(epochs=64, batch=32, views=6, patience=20)
 #: budget (30 min of `make export`) buys 140 epochs instead of 64, with 8 views (~36 s to build each one on the
 #: other core; more would hold up the first epochs). Early stop waits 40 epochs: with 150 epochs the validation
 #: score once rose only after 26. Measured with both shared folders, seed 0, standard figure on test: 79.9 ->
-#: 84.1 % int8 (85.0 % float; validation 88.3 -> 90.3 %) with 150 epochs. `pi` keeps 32 rows and 64 epochs: its
-#: GRU-128 steps only ~1.3 x faster with 128 rows (~19 s an epoch against ~25 s), and 96 epochs in its 40-minute
-#: budget gave 82.6 % int8 on test against 83.5 % (seed 0; validation 89.6 against 88.1 %): no gain beyond the
-#: spread of two seeds (81.1 % for seed 1). README, "The schedule".
+#: 82.9 % int8 with 140 epochs (validation 88.3 -> 90.6 %), 84.1 % in a run of 150. `pi` keeps 32 rows and 64
+#: epochs: its GRU-128 steps only ~1.3 x faster with 128 rows (~19 s an epoch against ~25 s), and 96 epochs in
+#: its 40-minute budget gave 82.6 % int8 on test against 83.5 % (seed 0; validation 89.6 against 88.1 %): no
+#: gain beyond the spread of two seeds (81.1 % for seed 1). README, "The schedule".
 _SCHEDULES: dict[ModelSize, Schedule] = {
     ModelSize.MCU: Schedule(epochs=140, batch=128, views=8, patience=40),
     ModelSize.PI: BASE_SCHEDULE,
