@@ -55,7 +55,7 @@ class Cell(str, enum.Enum):
     def lr_at(self, batch: int) -> float:
         """Peak learning rate for `batch` parallel stream rows per step: `default_lr` (measured at LR_BATCH rows)
         times sqrt(batch / LR_BATCH), the square-root rule for Adam, whose gradient noise falls as the batch grows.
-        Measured on Speech Commands (GRU, both shared folders): 128 rows at 6e-3 train without divergence (4-7 % of
+        Measured on Speech Commands (GRU, both shared folders): 128 rows at 6e-3 train without divergence (4-12 % of
         the steps clipped against 65-93 % with 32 rows at 3e-3) and reach 79.2 % on test after 48 epochs (8.5 min)."""
         return self.default_lr * math.sqrt(batch / LR_BATCH)
 
