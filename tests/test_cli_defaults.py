@@ -45,6 +45,18 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
     assert resolve_unknown_word_min(parse(["train", "--recipe", "speech_commands"])) == SC_UNKNOWN_WORD_MIN > 0
     assert resolve_unknown_word_min(parse(["train", "--recipe", "synthetic"])) == cfg.unknown_word_min == 0
     assert resolve_unknown_word_min(parse(["train", "--recipe", "speech_commands", "--unknown-word-min", "0"])) == 0
+    from train.cli import SYNTH_TIGHT, resolve_running_speech
+
+    assert args.running_speech is None  # SYNTH_TIGHT for the synthetic recipe, the stream's (off) otherwise
+    assert resolve_running_speech(parse(["train", "--recipe", "synthetic"])) == SYNTH_TIGHT > 0
+    assert resolve_running_speech(parse(["train", "--recipe", "speech_commands"])) == cfg.stream.tight_prob
+    assert resolve_running_speech(parse(["train", "--recipe", "fsdd", "--running-speech", "0.25"])) == 0.25
+    import pytest
+
+    from edge.errors import UserError
+    for bad in ("-0.1", "1.5"):
+        with pytest.raises(UserError, match="--running-speech must be a share between 0 and 1"):
+            resolve_running_speech(parse(["train", "--running-speech", bad]))
     # the default model is the default size's preset; the dataclass's schedule is the base one, at its cell's rate
     assert {k: getattr(cfg.model, k) for k in cfg.model.size.preset} == cfg.model.size.preset
     assert (cfg.epochs, cfg.batch, cfg.views, cfg.patience) == astuple(BASE_SCHEDULE)

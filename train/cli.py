@@ -135,7 +135,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from train.config import LR_BATCH, Cell, ModelSize, TrainConfig
-    from train.streams import Objective
+    from train.streams import Objective, StreamConfig
 
     # Every default below is the dataclass default it stands for (tests/test_cli_defaults.py).
     defaults = TrainConfig()
@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--unknown-whole-word", action=argparse.BooleanOptionalAction, default=None,
                    help="label _unknown_ speech over the whole word, not only around its end as keywords are "
                         "(default: on for the synthetic recipe, off otherwise)")
+    t.add_argument("--running-speech", type=float, default=None, metavar="SHARE",
+                   help=f"share of training episodes whose words are run together with "
+                        f"{defaults.stream.tight_gap_s[0] * 1000:g}-{defaults.stream.tight_gap_s[1] * 1000:g} ms "
+                        f"gaps, as in running speech (default {SYNTH_TIGHT} for the synthetic recipe, 0 otherwise)")
     t.add_argument("--views", type=int, default=None,
                    help=f"cached augmented stream realisations (default {defaults.views} for the synthetic recipe, "
                         f"else {mcu.views} for mcu, {pi.views} for pi)")
@@ -576,6 +580,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     unknown_cap = (UNKNOWN_PER_VIEW if negatives and not heldout else 0) if args.unknown_per_view is None else args.unknown_per_view
     if unknown_cap < 0:
         raise UserError("--unknown-per-view must be >= 0")
+    running_speech = resolve_running_speech(args)
     init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet,
                              tuple(kws or ()))
     cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=schedule.epochs,
@@ -591,7 +596,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
                                           reverb_prob=acoustics, colour_prob=acoustics, bandlimit_prob=args.bandlimit,
                                           unknown_whole_word=synthetic if args.unknown_whole_word is None else args.unknown_whole_word,
-                                          tight_prob=SYNTH_TIGHT if synthetic else 0.0))
+                                          tight_prob=running_speech))
     metrics = train(cfg, args.out, progress=not args.quiet)
     test = metrics.get("test", metrics.get("validation", {}))
     print(f"run saved to {args.out}: test clip accuracy {test.get('accuracy', float('nan')):.4f} "
@@ -659,6 +664,17 @@ def resolve_unknown_word_min(args: argparse.Namespace) -> int:
     if args.unknown_word_min < 0:
         raise UserError("--unknown-word-min must be >= 0")
     return int(args.unknown_word_min)
+
+
+def resolve_running_speech(args: argparse.Namespace) -> float:
+    """`--running-speech`, or its recipe's default: SYNTH_TIGHT for the synthetic recipe, else the stream's (off)."""
+    from train.streams import StreamConfig
+
+    if args.running_speech is None:
+        return SYNTH_TIGHT if args.recipe == "synthetic" else StreamConfig().tight_prob
+    if not 0.0 <= args.running_speech <= 1.0:
+        raise UserError("--running-speech must be a share between 0 and 1")
+    return float(args.running_speech)
 
 
 def negative_roots(args: argparse.Namespace, roots: list[Path]) -> list[Path]:
