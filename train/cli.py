@@ -135,7 +135,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from train.config import LR_BATCH, Cell, ModelSize, TrainConfig
-    from train.streams import Objective, StreamConfig
+    from train.streams import Objective
 
     # Every default below is the dataclass default it stands for (tests/test_cli_defaults.py).
     defaults = TrainConfig()
@@ -501,7 +501,7 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from train.models import Cell, ModelConfig, ModelSize
-    from train.streams import Objective, StreamConfig
+    from train.streams import Objective
     from train.trainer import TrainConfig, train
 
     if args.threads < 1:
