@@ -112,3 +112,19 @@ def test_building_the_parsers_imports_no_framework() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_running_speech_reaches_the_stream_config(tmp_path: Path, monkeypatch) -> None:
+    """`--running-speech` (and its per-recipe default) is what the training's stream config gets."""
+    import train.cli as cli
+    import train.trainer as trainer
+
+    seen = []
+    monkeypatch.setattr(cli, "resolve_data", lambda args: (args.recipe, [tmp_path], None))
+    metrics = {"size": {"params": 0, "macs_per_frame": 0}, "train_seconds": 0}
+    monkeypatch.setattr(trainer, "train", lambda cfg, out, progress=True: seen.append(cfg) or metrics)
+    base = ["train", "--out", str(tmp_path / "run"), "--force", "--quiet"]
+    assert cli.main([*base, "--recipe", "speech_commands"]) == 0
+    assert cli.main([*base, "--recipe", "speech_commands", "--running-speech", "0.3"]) == 0
+    assert cli.main([*base, "--recipe", "folder", "--running-speech", "2"]) == 2
+    assert [c.stream.tight_prob for c in seen] == [0.0, 0.3]

@@ -501,7 +501,7 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from train.models import Cell, ModelConfig, ModelSize
-    from train.streams import Objective
+    from train.streams import Objective, StreamConfig
     from train.trainer import TrainConfig, train
 
     if args.threads < 1:
