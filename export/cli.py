@@ -1,5 +1,5 @@
 """`python -m export [build] RUN --out DIR | verify DIR | report DIR... | codegen ... | soak | wakeword DIR... |
-esphome RUN --keyword WORD --out DIR | esphome-check MODEL [MANIFEST]`."""
+falsealarms DIR... | esphome RUN --keyword WORD --out DIR | esphome-check MODEL [MANIFEST]`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Sequence
 from edge.args import Parser, finite_number
 from edge.errors import run_cli
 
-SUBCOMMANDS = ("build", "verify", "report", "codegen", "soak", "wakeword", "esphome", "esphome-check")
+SUBCOMMANDS = ("build", "verify", "report", "codegen", "soak", "wakeword", "falsealarms", "esphome", "esphome-check")
 #: Shortest held-out stream for the fidelity check (build --verify-seconds, verify --seconds).
 MIN_VERIFY_SECONDS = 60.0
 
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("codegen", help="C sources for the firmware from an int8 model", add_help=False)
     sub.add_parser("soak", help="hour-long streaming test of the int8 runner", add_help=False)
     sub.add_parser("wakeword", help="recall on real recordings of the keyword, FA/h on negative audio", add_help=False)
+    sub.add_parser("falsealarms", help="FA/h per keyword on audio without keywords, streamed as one stream",
+                   add_help=False)
     sub.add_parser("esphome", help="a wake-word model + manifest for ESPHome's micro_wake_word", add_help=False)
     sub.add_parser("esphome-check", help="check a .tflite + manifest against micro_wake_word's contract",
                    add_help=False)
@@ -119,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "wakeword":
             from export import wakeword
             return wakeword.main(argv[1:])
+        if argv and argv[0] == "falsealarms":
+            from export import falsealarms
+            return falsealarms.main(argv[1:])
         if argv and argv[0] in ("esphome", "esphome-check"):
             from export import esphome
             return (esphome.main if argv[0] == "esphome" else esphome.check_main)(argv[1:])
