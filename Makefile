@@ -127,14 +127,14 @@ firmware-record: codegen
 	  $(PY) -m export codegen costs --build build/firmware --wav tests/data/speech_yes.wav --manifest $(OUT); \
 	else echo "note: arm-none-eabi-gcc or qemu-system-arm not installed: firmware costs not measured"; fi
 
-# real recordings of the keyword and real negative speech, when the data folder has them (wake words): the
-# report adds recall and FA/h on them
+# real negative speech, when the data folder has it: the report adds FA/h per keyword on it (one stream); and
+# real recordings of the keyword (wake words), when there are any: recall on them too
 POSITIVES ?= $(if $(KEYWORDS),$(wildcard $(DATA_DIR)/wake_words_real/$(KEYWORDS)),)
 NEGATIVES ?= $(wildcard $(DATA_DIR)/speech_negatives)
-WAKEWORD_FLAGS := $(if $(and $(POSITIVES),$(NEGATIVES)),--positives $(POSITIVES) --negatives $(NEGATIVES),)
+REAL_AUDIO_FLAGS := $(if $(NEGATIVES),--negatives $(NEGATIVES),) $(if $(and $(POSITIVES),$(NEGATIVES)),--positives $(POSITIVES),)
 
 report: setup
-	$(PY) -m export report $(OUT) --out $(REPORT) --force $(WAKEWORD_FLAGS)
+	$(PY) -m export report $(OUT) --out $(REPORT) --force $(REAL_AUDIO_FLAGS)
 
 # SIZE=pi, or several SEEDS merged, is a Raspberry Pi model: no firmware sources for it (`make codegen OUT=...` still
 # makes them on request)

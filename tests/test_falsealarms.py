@@ -126,3 +126,24 @@ def test_empty_or_missing_folders_are_refused(artifacts: Path, tmp_path: Path, c
         assert export_main(["falsealarms", str(artifacts), "--negatives", str(bad)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and str(bad) in err
+
+
+def test_report_has_the_false_alarm_section(artifacts: Path, sc_dir: Path, negatives: Path, tmp_path: Path) -> None:
+    """`report --negatives DIR` alone (a model of several keywords, no recordings of one): each model's false
+    alarms on DIR as one stream, at its manifest thresholds and at the report's shared threshold(s)."""
+    from export import report as rep
+    from export.report.settings import FALSE_ALARM_THRESHOLDS
+
+    out = tmp_path / "r"
+    assert rep.main([str(artifacts), "--out", str(out), "--data", str(sc_dir), "--minutes", "0.5", "--limit", "12",
+                     "--bench-seconds", "0", "--quiet", "--negatives", str(negatives)]) == 0
+    model = json.loads((out / "report.json").read_text())["models"][0]
+    direct = falsealarms.evaluate(load_manifest(artifacts), negatives, "int8", FALSE_ALARM_THRESHOLDS, False,
+                                  progress=False)
+    assert model["falsealarms"]["points"] == direct["points"] and "wakeword" not in model
+    md = (out / "report.md").read_text()
+    section = md[md.index("### False alarms on audio without keywords"):]
+    total = direct["points"][0]["fa_per_hour"]
+    assert f"| all |  | {total:.1f} |" in section
+    for k, t in direct["manifest_thresholds"].items():
+        assert f"| {k} | {t:.4f} |" in section

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {ReportOptions.bench_seconds:g})")
     p.add_argument("--positives", type=Path, default=None, metavar="DIR",
                    help="real recordings of a keyword: recall per file (with --negatives; see `export wakeword`)")
-    p.add_argument("--negatives", type=Path, default=None, metavar="DIR", help="audio without keywords: FA/h")
+    p.add_argument("--negatives", type=Path, default=None, metavar="DIR",
+                   help="audio without keywords: FA/h per keyword, the files as one stream (see `export falsealarms`)")
     p.add_argument("--keyword", default=None, help="the keyword of --positives (default: the model's only one)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -53,8 +54,8 @@ def options_from_args(args: argparse.Namespace) -> ReportOptions:
     if 0 < args.bench_seconds < BENCH_SECONDS[0]:
         raise UserError(f"--bench-seconds must be 0 (skip) or at least {BENCH_SECONDS[0]:g}, got {args.bench_seconds:g}")
     thresholds = tuple(sorted(set(args.thresholds))) if args.thresholds else DEFAULT_THRESHOLDS
-    if (args.positives is None) != (args.negatives is None):
-        raise UserError("--positives and --negatives go together")
+    if args.positives is not None and args.negatives is None:
+        raise UserError("--positives needs --negatives (audio without the keyword, for the false alarms)")
     return ReportOptions(minutes=args.minutes, data=args.data, thresholds=thresholds, seed=args.seed,
                          limit=args.limit, tflm_minutes=args.tflm_minutes, bench_seconds=args.bench_seconds,
                          progress=not args.quiet, positives=args.positives, negatives=args.negatives,

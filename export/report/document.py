@@ -199,9 +199,27 @@ def build_doc(report: dict[str, Any], opts: ReportOptions) -> Doc:
         doc.image(report["comparison_plot"], "comparison")
     for m in models:
         model_section(doc, m, opts)
+        if m.get("falsealarms"):
+            falsealarms_section(doc, m["falsealarms"])
         if m.get("wakeword"):
             wakeword_section(doc, m["wakeword"])
     return doc
+
+
+def falsealarms_section(doc: Doc, r: dict[str, Any]) -> None:
+    """False alarms per keyword on the negative audio, streamed as one stream (`export.falsealarms`)."""
+    from export.falsealarms import text_lines
+
+    doc.h(3, "False alarms on audio without keywords")
+    doc.p(text_lines(r)[0].strip() + ".")
+    points = r["points"]
+    heads = ["keyword", "manifest threshold"] + [
+        "FA/h at the manifest thresholds" if p["threshold"] is None else f"FA/h at {p['threshold']:g}" for p in points]
+    hours = r["negatives"]["seconds"] / 3600
+    rows = [[k, f"{t:.4f}"] + [f"{p['by_keyword'][k] / hours:.1f}" if hours else "–" for p in points]
+            for k, t in r["manifest_thresholds"].items()]
+    rows.append(["all", ""] + [f"{p['fa_per_hour']:.1f}" for p in points])
+    doc.table(heads, rows)
 
 
 def wakeword_section(doc: Doc, r: dict[str, Any]) -> None:

@@ -24,8 +24,8 @@ from edge.manifest import Manifest, load_manifest
 from edge.postprocess import clip_decision, standard_summary, summarize
 from export.report.detection import (Stream, StreamPosteriors, build_stream, frr_at_fa,
                                      operating_point, posteriors_pytorch, posteriors_tflite, sweep)
-from export.report.settings import (FA_TARGETS, FRR_AT_FA_METHOD, REFERENCE_ORDER, SCHEMA_VERSION, SPLIT, VARIANTS,
-                                    ReportOptions, VariantDef)
+from export.report.settings import (FA_TARGETS, FALSE_ALARM_THRESHOLDS, FRR_AT_FA_METHOD, REFERENCE_ORDER,
+                                    SCHEMA_VERSION, SPLIT, VARIANTS, ReportOptions, VariantDef)
 from export.report.summary import comparison_rows, summary_line
 
 
@@ -254,7 +254,8 @@ def evaluate_model(ctx: ModelContext, opts: ReportOptions) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the whole report
 def make_report(artifacts: Sequence[Path], opts: ReportOptions) -> dict[str, Any]:
     """report.json of `artifacts` (no plots yet): one long stream per data folder and rate, shared by the models
-    evaluated on it; with `opts.positives`, each model's wake-word figures (`export.wakeword`)."""
+    evaluated on it; with `opts.negatives`, each model's false alarms on that audio as one stream
+    (`export.falsealarms`), and with `opts.positives` too, its wake-word figures (`export.wakeword`)."""
     say = lambda s: _say(opts, s)  # noqa: E731
     manifests = [load_manifest(Path(a)) for a in artifacts]
     streams: dict[tuple[str, int], Stream] = {}
@@ -269,6 +270,12 @@ def make_report(artifacts: Sequence[Path], opts: ReportOptions) -> dict[str, Any
         run, run_dir = load_training_run(m, say)
         ctx = ModelContext(Path(art), m, run, run_dir, data, streams[key])
         model = evaluate_model(ctx, opts)
+        if opts.negatives is not None:
+            from export import falsealarms
+
+            say(f"false alarms on {opts.negatives} as one stream ...")
+            model["falsealarms"] = falsealarms.evaluate(m, opts.negatives, "int8", FALSE_ALARM_THRESHOLDS, False,
+                                                        opts.progress)
         if opts.positives is not None and opts.negatives is not None:
             from export import wakeword
 

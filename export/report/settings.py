@@ -23,6 +23,11 @@ SPLIT = "test"
 REFERENCE_ORDER = ("pytorch_float", "tflite_float32")
 
 
+#: the one threshold for every keyword at which the false-alarm section counts too, beside each model's manifest
+#: thresholds: those are set per model, so models compare on one scale only at a threshold they share
+FALSE_ALARM_THRESHOLDS: tuple[float, ...] = (0.9,)
+
+
 @dataclass(frozen=True)
 class VariantDef:
     """One variant the report measures: its report.json key, title, manifest variant and runtime."""
@@ -54,7 +59,8 @@ class ReportOptions:
     tflm_minutes: float | None = None  # None: the whole stream
     bench_seconds: float = 5.0
     progress: bool = True
-    #: real recordings of a keyword and negative audio: the wake-word section (`export.wakeword`)
+    #: real recordings of a keyword and negative audio: the wake-word section (`export.wakeword`); negative audio
+    #: alone (or with them): false alarms per keyword with the files as one stream (`export.falsealarms`)
     positives: Path | None = None
     negatives: Path | None = None
     keyword: str | None = None
