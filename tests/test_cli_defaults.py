@@ -19,14 +19,14 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
 
     args = build_parser().parse_args(["train"])
     cfg = TrainConfig()
-    parsed = {"seed": args.seed,
+    parsed = {"seed": args.seed, "fresh_view_every": args.fresh_view_every,
               "threads": args.threads, "oversample": args.oversample, "model.cell": args.model,
               "loop_gain_bound": args.loop_gain_bound, "babble_share": args.babble,
               "warp": parse_warp(args.warp), "model.size": args.size, "model.feedback_levels": args.feedback_levels,
               "model.bidirectional": args.bidirectional, "stream.objective": args.objective,
               "stream.snr_db": tuple(float(v) for v in args.snr_db.split(",")),
               "stream.bandlimit_prob": args.bandlimit, "spec": parse_spec_augment(args.spec_augment)}
-    expected = {"seed": cfg.seed,
+    expected = {"seed": cfg.seed, "fresh_view_every": cfg.fresh_view_every,
                 "threads": cfg.threads, "oversample": cfg.oversample, "model.cell": cfg.model.cell.value,
                 "loop_gain_bound": cfg.loop_gain_bound, "babble_share": cfg.babble_share,
                 "warp": cfg.warp, "model.size": cfg.model.size.value, "model.feedback_levels": cfg.model.feedback_levels,
@@ -128,3 +128,19 @@ def test_running_speech_reaches_the_stream_config(tmp_path: Path, monkeypatch) -
     assert cli.main([*base, "--recipe", "speech_commands", "--running-speech", "0.3"]) == 0
     assert cli.main([*base, "--recipe", "folder", "--running-speech", "2"]) == 2
     assert [c.stream.tight_prob for c in seen] == [0.0, 0.3]
+
+
+def test_fresh_views_reach_the_train_config(tmp_path: Path, monkeypatch) -> None:
+    """`--fresh-view-every E` is what the training config gets (default off); a negative value is one error."""
+    import train.cli as cli
+    import train.trainer as trainer
+
+    seen = []
+    monkeypatch.setattr(cli, "resolve_data", lambda args: (args.recipe, [tmp_path], None))
+    metrics = {"size": {"params": 0, "macs_per_frame": 0}, "train_seconds": 0}
+    monkeypatch.setattr(trainer, "train", lambda cfg, out, progress=True: seen.append(cfg) or metrics)
+    base = ["train", "--recipe", "speech_commands", "--out", str(tmp_path / "run"), "--force", "--quiet"]
+    assert cli.main(base) == 0
+    assert cli.main([*base, "--fresh-view-every", "5"]) == 0
+    assert cli.main([*base, "--fresh-view-every", "-1"]) == 2
+    assert [c.fresh_view_every for c in seen] == [0, 5]

@@ -105,6 +105,39 @@ def test_synthetic_unknowns_are_a_training_only_folder_without_keywords(
     assert (out / "testing_list.txt").stat().st_mtime_ns == stamp
 
 
+def test_synthetic_sentences_are_a_training_only_folder_without_keywords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--synth-sentences N` for Speech Commands: N running-speech sentences, every one training `_unknown_` data,
+    no keyword clip, no synthetic background noise, no word that holds a keyword; generated once. The recipe's
+    default is none, and the option puts the folder among the data folders."""
+    from edge.datasets import SC_COMMANDS, UNKNOWN, Recipe, load_dataset
+    from train.synth.plan import sentence_vocabulary
+
+    monkeypatch.chdir(tmp_path)
+    out = cli.synthetic_sentences_dir(SC_COMMANDS, 4, ("espeak",))
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["sentences"]
+    assert not list(out.parent.glob("*.partial"))
+    real = _sc_folder(tmp_path / "sc", per_word=2)
+    merged = load_dataset(Recipe.SPEECH_COMMANDS, [real, out])
+    added = [c for c in merged.clips if out.resolve() in c.path.resolve().parents]
+    assert len(added) == 4 and {(c.split, c.label) for c in added} == {("train", UNKNOWN)}
+    vocabulary = sentence_vocabulary(SC_COMMANDS)
+    assert not any(k in w or w in k for w in vocabulary for k in SC_COMMANDS)  # "one" holds "on": left out
+    stamp = (out / "testing_list.txt").stat().st_mtime_ns
+    assert cli.synthetic_sentences_dir(SC_COMMANDS, 4, ("espeak",)) == out
+    assert (out / "testing_list.txt").stat().st_mtime_ns == stamp
+
+    monkeypatch.setenv("KWS_DATA_DIR", str(tmp_path))
+    parse = cli.build_parser().parse_args
+    base = ["train", "--recipe", "speech_commands", "--data", str(real), "--synth-engines", "espeak"]
+    assert cli.resolve_data(parse(base))[1] == [real]  # off by default for recorded data
+    roots = cli.resolve_data(parse([*base, "--synth-sentences", "4"]))[1]
+    assert roots[0] == real and roots[1].resolve() == out.resolve()
+    with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
+        cli.resolve_data(parse([*base, "--synth-sentences", "-1"]))
+
+
 def test_the_base_model_never_hears_the_wake_words_own_recordings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

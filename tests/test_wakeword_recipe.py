@@ -545,15 +545,22 @@ def test_sentences_folder_is_unknown_and_whole_sentences_are_labelled(tmp_path: 
     fe = FrontendConfig()
     index = {l: i for i, l in enumerate(ds.labels)}
     pcm = load_wav(sentences[0].path, RATE)
-    for whole in (False, True):
-        cfg = StreamConfig(unknown_whole_word=whole, speed=(1.0, 1.0), noise_prob=0.0)
-        ep = build_episode([(pcm, index[UNKNOWN])], [], index, cfg, fe, np.random.default_rng(0))
+    assert len(pcm) > 1.5 * RATE  # a sentence: longer than `StreamConfig.long_unknown_s`
+    word = pcm[: int(0.9 * RATE)]  # as long as a Speech Commands clip
+    # (clip, unknown_whole_word, long_unknown_s) -> whether the whole span is labelled
+    cases = [(pcm, False, 1.25, True),  # a sentence is running speech by its length, whatever the recipe says
+             (pcm, True, 1.25, True), (pcm, True, float("inf"), True),
+             (pcm, False, float("inf"), False),  # the length rule off: only the end, as for a keyword
+             (word, False, 1.25, False), (word, True, 1.25, True)]  # a word: as the recipe says
+    for clip, flag, long_s, whole in cases:
+        cfg = StreamConfig(unknown_whole_word=flag, long_unknown_s=long_s, speed=(1.0, 1.0), noise_prob=0.0)
+        ep = build_episode([(clip, index[UNKNOWN])], [], index, cfg, fe, np.random.default_rng(0))
         unknown_frames = int(np.sum(ep.labels == index[UNKNOWN]))
         ignored = int(np.sum(ep.labels == IGNORE))
-        if whole:  # every frame of the sentence is a target: no keyword anywhere inside it
-            assert ignored == 0 and unknown_frames > 150
+        if whole:  # every frame of the speech is a target: no keyword anywhere inside it
+            assert ignored == 0 and unknown_frames > (150 if clip is pcm else 60), (flag, long_s)
         else:  # only the end, as for a keyword
-            assert ignored > 100 and unknown_frames == cfg.pre_frames + cfg.post_frames
+            assert ignored > (100 if clip is pcm else 20) and unknown_frames == cfg.pre_frames + cfg.post_frames
 
 
 def test_tight_episodes_have_short_gaps() -> None:

@@ -96,6 +96,10 @@ SC_SYNTH_UNKNOWNS = 0
 #: 71.3 -> 75.8 %, `_unknown_` 51 -> 71 %, and stream recall at <= 10 FA/h 37.8 -> 47.2 %; the full `mcu` run
 #: 75.3 -> 78.3 % float (76.1 -> 79.2 % int8), at ~15 % more time per epoch (README).
 SC_UNKNOWN_WORD_MIN = 100
+#: Speech Commands recipe (`--synth-sentences N`): N synthetic running-speech sentences (common words, none holding a
+#: keyword, about one function word before each) as `_unknown_` training data over their whole length
+#: (`StreamConfig.long_unknown_s`), so that the model sees conversation it must not fire on. Off by default (README).
+SC_SYNTH_SENTENCES = 0
 SC_SYNTH_COMMON_WORDS = 120
 SC_OTHER_WORDS = ("backward", "bed", "bird", "cat", "dog", "eight", "five", "follow", "forward", "four", "happy", "house",
                   "learn", "marvin", "nine", "one", "seven", "sheila", "six", "three", "tree", "two", "visual", "wow",
@@ -115,8 +119,10 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth-per-word", type=int, default=None,
                    help=f"synthetic recipe: clips per keyword (default {WAKEWORD_PER_WORD} for one keyword, "
                         f"{WAKEWORD_PER_WORD} / keywords but at least {MIN_PER_WORD} for several)")
-    p.add_argument("--synth-sentences", type=int, default=SENTENCES, metavar="N",
-                   help=f"synthetic recipe: running-speech negatives, sentences of 3-7 common words (default {SENTENCES})")
+    p.add_argument("--synth-sentences", type=int, default=None, metavar="N",
+                   help="running-speech negatives: N synthetic sentences of 3-7 common words, no keyword in them, "
+                        f"_unknown_ over their whole length (default {SENTENCES} for the synthetic recipe; "
+                        f"{SC_SYNTH_SENTENCES} = off for speech_commands, where they are training-only data)")
     p.add_argument("--synth-seed", type=int, default=0, metavar="N",
                    help="synthetic recipe: seed of the synthesis (speakers' splits, who says what, how; default 0). "
                         "One draw moves real-voice recall by several points: judge a recipe over several")
@@ -191,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--views", type=int, default=None,
                    help=f"cached augmented stream realisations (default {defaults.views} for the synthetic recipe, "
                         f"else {mcu.views} for mcu, {pi.views} for pi)")
+    t.add_argument("--fresh-view-every", type=int, default=defaults.fresh_view_every, metavar="E",
+                   help="a new augmented view every E epochs instead of cycling over --views (epoch e uses view "
+                        "e // E; none comes back; built on the other core while training runs on one thread; "
+                        f"default {defaults.fresh_view_every}: off)")
     t.add_argument("--seed", type=int, default=defaults.seed)
     t.add_argument("--threads", type=int, default=defaults.threads,
                    help="torch CPU threads (results are reproducible per value)")
@@ -324,6 +334,32 @@ def synthetic_data_dir(words: tuple[str, ...], per_word: int, seed: int, engines
     return _cached_dataset(key, lambda out: synth.generate_dataset(
         out, keywords=list(words), negatives=negatives, n_per_word=per_word, seed=seed, n_per_negative=PER_NEGATIVE,
         n_sentences=sentences, config=config, workers=2))
+
+
+def synthetic_sentences_dir(keywords: tuple[str, ...], n: int, engines: tuple[str, ...]) -> Path:
+    """Generate (once, cached under .cache/) a training-only folder of `n` synthetic running-speech sentences for
+    the Speech Commands recipe: common words, none holding a keyword (`train.synth.plan.sentence_vocabulary`),
+    about one function word before each, in the voices of the wake-word recipe."""
+    from train import synth
+
+    key = f"sentences_{n}_{'-'.join(keywords)}_{'-'.join(engines)}_f{WAKE_FUNCTION_WORDS:g}_v{SYNTH_RECIPE_VERSION}"
+    config = synth.SynthConfig(engines=engines, engine_weights=tuple(ENGINE_WEIGHTS[e] for e in engines),
+                               validation_fraction=0.0, testing_fraction=0.0, function_words=WAKE_FUNCTION_WORDS)
+
+    def generate(out: Path) -> None:
+        # The generator wants at least one clip of each keyword (it picks the sentences' words around them): one
+        # each, removed with its background noise; only the sentences stay.
+        partial = out.with_name(out.name + ".partial")
+        if partial.exists():
+            shutil.rmtree(partial)  # an interrupted generation of our own cache folder
+        synth.generate_dataset(partial, keywords=list(keywords), negatives=[], n_per_word=1, n_per_negative=0,
+                               n_sentences=n, seed=0, config=config, workers=2)
+        for sub in partial.iterdir():
+            if sub.is_dir() and sub.name != synth.SENTENCE_FOLDER:
+                shutil.rmtree(sub)
+        partial.rename(out)
+
+    return _cached_dataset(key, generate)
 
 
 def _cached_dataset(key: str, generate: Callable[[Path], object]) -> Path:
@@ -475,14 +511,16 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
     except ValueError:
         raise UserError(f"unknown recipe {args.recipe!r}") from None
     kws = _keywords(args.keywords)
+    sentences = (SENTENCES if recipe is Recipe.SYNTHETIC else SC_SYNTH_SENTENCES) if args.synth_sentences is None \
+        else args.synth_sentences
     if recipe is Recipe.SYNTHETIC and not args.data:
         words = kws or _keywords(DEFAULT_SYNTH_WORDS)
-        if args.synth_sentences < 0:
+        if sentences < 0:
             raise UserError("--synth-sentences must be >= 0")
         if args.synth_seed < 0:
             raise UserError("--synth-seed must be >= 0")
         synth = synthetic_data_dir(words, synth_per_word(args.synth_per_word, len(words)), args.synth_seed,
-                                   synth_engines(args.synth_engines), args.synth_sentences,
+                                   synth_engines(args.synth_engines), sentences,
                                    function_words(args.function_words, len(words)))
         return Recipe.FOLDER.value, [synth, *real_negative_dirs(args.negative_data, words)], words
     roots = data_dirs_from_env(args.data)
@@ -496,6 +534,12 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
         from edge.datasets import SC_COMMANDS
 
         roots = [*roots, synthetic_unknowns_dir(kws or SC_COMMANDS, per_word, synth_engines(args.synth_engines))]
+    if sentences < 0:
+        raise UserError("--synth-sentences must be >= 0")
+    if recipe is Recipe.SPEECH_COMMANDS and sentences and getattr(args, "command", "train") == "train":
+        from edge.datasets import SC_COMMANDS
+
+        roots = [*roots, synthetic_sentences_dir(kws or SC_COMMANDS, sentences, synth_engines(args.synth_engines))]
     return recipe.value, roots, kws or None
 
 
@@ -580,12 +624,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     unknown_cap = (UNKNOWN_PER_VIEW if negatives and not heldout else 0) if args.unknown_per_view is None else args.unknown_per_view
     if unknown_cap < 0:
         raise UserError("--unknown-per-view must be >= 0")
+    if args.fresh_view_every < 0:
+        raise UserError("--fresh-view-every must be >= 0 (0: off)")
     running_speech = resolve_running_speech(args)
     init_from = resolve_init(args.init_from, [Path(n) for n in negatives], mcfg, args.threads, not args.quiet,
                              tuple(kws or ()))
     cfg = TrainConfig(recipe=recipe, data=tuple(str(r) for r in roots), keywords=kws or (), model=mcfg, epochs=schedule.epochs,
                       batch=schedule.batch, lr=lr, oversample=args.oversample,
-                      unknown_word_min=unknown_word_min, views=schedule.views, patience=schedule.patience, seed=args.seed, threads=args.threads,
+                      unknown_word_min=unknown_word_min, views=schedule.views, fresh_view_every=args.fresh_view_every,
+                      patience=schedule.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), teacher=str(args.teacher or ""), distil_weight=args.distil_weight,
                       ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,

@@ -223,6 +223,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     clip_norm: float = 1.0
     views: int = BASE_SCHEDULE.views  # augmented stream realisations, cached; epoch e uses view e % views
+    #: > 0: instead of cycling over `views`, a new view every this many epochs (epoch e uses view e // N; none
+    #: comes back; `train.trainer.ViewCache`)
+    fresh_view_every: int = 0
     patience: int = BASE_SCHEDULE.patience
     seed: int = 0
     threads: int = 2

@@ -62,6 +62,10 @@ class StreamConfig:
     #: `_unknown_` speech labelled from its onset (not only around its end, as keywords are): a keyword
     #: posterior anywhere inside another word is a false alarm, so the loss sees it there too
     unknown_whole_word: bool = False
+    #: `_unknown_` speech longer than this (seconds from the first to the last active hop, as placed in the
+    #: episode) is running speech, a sentence rather than a word: labelled `_unknown_` over its whole span, as
+    #: with `unknown_whole_word`, whatever that says. Longer than any 1-s Speech Commands clip, even slowed to 0.9x.
+    long_unknown_s: float = 1.25
     #: share of episodes spoken like running speech: gaps of `tight_gap_s` between words instead of `gap_s`
     tight_prob: float = 0.0
     tight_gap_s: tuple[float, float] = (0.02, 0.15)
@@ -258,12 +262,13 @@ def build_episode(
         labels[max(0, k_last - cfg.clip_frames) : k_last] = label
         return Episode(pcm, labels[:n_frames])
     labels = np.full(n_frames, silence_id, dtype=np.int64)
-    unknown_id = label_index.get(UNKNOWN, -1) if cfg.unknown_whole_word else -1
+    unknown_id = label_index.get(UNKNOWN, -1)
     for onset, end, label, _ in marks:
         # frame k covers samples [k*hop, k*hop + win): the first frame that has seen the word's end
         k_end = max(0, -(-(end - win) // hop))
         k_on = max(0, onset // hop)
-        labels[k_on : max(k_on, k_end - cfg.pre_frames)] = label if label == unknown_id else IGNORE
+        whole = label == unknown_id and (cfg.unknown_whole_word or end - onset > cfg.long_unknown_s * rate)
+        labels[k_on : max(k_on, k_end - cfg.pre_frames)] = label if whole else IGNORE
         labels[max(0, k_end - cfg.pre_frames) : k_end + cfg.post_frames] = label
     return Episode(pcm, labels[:n_frames])
 

@@ -437,10 +437,15 @@ class ViewCache:
     """The `views` augmented stream realisations, epoch e using view e % views. While an epoch trains on
     one view, the next one is built in a background thread (the stream building is numpy and the C front
     end, which release the GIL, so it runs on the core that one-thread training leaves free). Each view
-    depends only on its own seed, so prefetching changes no result."""
+    depends only on its own seed, so prefetching changes no result.
 
-    def __init__(self, build: Callable[[int, bool], StreamView], count: int, progress: bool) -> None:
+    `every` > 0 (`TrainConfig.fresh_view_every`): no view comes back; epoch e uses view e // every, a new one
+    every `every` epochs, built while the previous one trains and dropped after its epochs (two in memory)."""
+
+    def __init__(self, build: Callable[[int, bool], StreamView], count: int, progress: bool, every: int = 0,
+                 epochs: int = 0) -> None:
         self._build, self._count, self._progress = build, count, progress
+        self._every, self._epochs = every, epochs
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="view")
         self._futures: dict[int, Future[StreamView]] = {}
 
@@ -449,15 +454,27 @@ class ViewCache:
             self._futures[k] = self._pool.submit(self._build, k, show)
         return self._futures[k]
 
-    def get(self, epoch: int) -> StreamView:
-        k = epoch % self._count
-        current = self._future(k, self._progress)
-        self._future((epoch + 1) % self._count, False)  # prefetch, silently (one progress bar at a time)
-        return current.result()
+    def number(self, epoch: int) -> int:
+        """The view that `epoch` (counted from the phase's first) trains on."""
+        return epoch // self._every if self._every else epoch % self._count
 
-    @property
-    def count(self) -> int:
-        return self._count
+    def building(self, epoch: int) -> bool:
+        """Whether a view is still to be built after `epoch`'s (then training leaves the other core to it)."""
+        if self._every:
+            return epoch // self._every < (self._epochs - 1) // self._every
+        return epoch < self._count - 1
+
+    def get(self, epoch: int) -> StreamView:
+        k = self.number(epoch)
+        current = self._future(k, self._progress)
+        if self._every:
+            if self.building(epoch):
+                self._future(k + 1, False)  # prefetch, silently (one progress bar at a time)
+            for old in [j for j in self._futures if j < k]:
+                del self._futures[old]
+        else:
+            self._future((epoch + 1) % self._count, False)
+        return current.result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -516,10 +533,12 @@ class Phase:
             current = views.get(local)
             # One torch thread while the next view is built on the other core (epochs before the last new view),
             # then `--threads`. A rule on the epoch, not on the builder's progress, so runs stay reproducible.
-            torch.set_num_threads(1 if local < views.count - 1 else cfg.threads)
-            view_no = local % views.count
+            torch.set_num_threads(1 if views.building(local) else cfg.threads)
+            view_no = views.number(local)
             if self.teacher is not None and view_no not in soft_of:
                 soft_of[view_no] = teacher_posteriors(self.teacher, current, cfg.stream.chunk_frames)
+                if cfg.fresh_view_every:  # no view comes back
+                    soft_of = {view_no: soft_of[view_no]}
             loss, facc, norms = train_epoch(model, current, opt, self.weights, cfg, self.rng, self.progress,
                                             f"epoch {epoch + 1}/{epochs.stop}", ema, soft_of.get(view_no))
             sched.step()
@@ -602,7 +621,7 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     views = ViewCache(
         lambda k, show: build_view(view_clips(prep.train, labels, cfg.unknown_per_view, cfg.seed * 1000 + k, prep.sentences),
                                    prep.noise, index, cfg.stream, cfg.frontend, cfg.batch, cfg.seed * 1000 + k, show),
-        cfg.views, progress)
+        cfg.views, progress, cfg.fresh_view_every, cfg.epochs)
     view = views.get
 
     mean, std = normalisation(view(0))
