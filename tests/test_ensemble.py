@@ -200,3 +200,17 @@ def test_make_teacher_seeds_distil_merged_seeds_into_one_model() -> None:
     assert "--seed 5 --teacher runs/t-teacher" in trainings("TEACHER_SEEDS=3 4", "SEEDS=5")[-1]
     alone = trainings()
     assert len(alone) == 1 and "--out runs/t --force" in alone[0] and "--teacher" not in alone[0]
+
+
+def test_make_sentences_reach_the_training() -> None:
+    """`SENTENCES=N` (dry run) passes `--synth-sentences N` to the training; without it the recipe's default holds."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
+    def training(*args: str) -> str:
+        r = subprocess.run(["make", "--no-print-directory", "-n", "train", "RUN=runs/t", "RECIPE=speech_commands",
+                            *args], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+        return next(l for l in r.stdout.splitlines() if "-m train" in l)
+
+    assert "--synth-sentences 1000" in training("SENTENCES=1000")
+    assert "--synth-sentences" not in training()
