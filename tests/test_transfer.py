@@ -136,6 +136,8 @@ def test_synthetic_sentences_are_a_training_only_folder_without_keywords(
     assert roots[0] == real and roots[1].resolve() == out.resolve()
     with pytest.raises(UserError, match="--synth-sentences must be >= 0"):
         cli.resolve_data(parse([*base, "--synth-sentences", "-1"]))
+    with pytest.raises(UserError, match="--synth-sentences is for the synthetic and speech_commands recipes"):
+        cli.resolve_data(parse(["train", "--recipe", "fsdd", "--data", str(real), "--synth-sentences", "4"]))
 
 
 def test_the_base_model_never_hears_the_wake_words_own_recordings(

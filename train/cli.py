@@ -513,6 +513,8 @@ def resolve_data(args: argparse.Namespace) -> tuple[str, list[Path], tuple[str, 
     kws = _keywords(args.keywords)
     sentences = (SENTENCES if recipe is Recipe.SYNTHETIC else SC_SYNTH_SENTENCES) if args.synth_sentences is None \
         else args.synth_sentences
+    if args.synth_sentences is not None and recipe not in (Recipe.SYNTHETIC, Recipe.SPEECH_COMMANDS):
+        raise UserError(f"--synth-sentences is for the synthetic and speech_commands recipes, not {recipe.value}")
     if recipe is Recipe.SYNTHETIC and not args.data:
         words = kws or _keywords(DEFAULT_SYNTH_WORDS)
         if sentences < 0:
