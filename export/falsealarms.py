@@ -25,7 +25,8 @@ from edge.errors import UserError, run_cli
 from edge.manifest import Manifest, load_manifest
 from edge.postprocess import PostprocessConfig, keyword_labels
 from export.report.detection import fast_detect, step_posteriors, window_sums
-from export.wakeword import FolderPosteriors, _detector, at_threshold, folder_audio, folder_posteriors, tflite_posteriors
+from export.wakeword import (FolderPosteriors, at_threshold, folder_audio, folder_detector, folder_posteriors,
+                             tflite_posteriors)
 
 
 def carried_posteriors(folder: Path, manifest: Manifest, variant: str, progress: bool) -> FolderPosteriors:
@@ -52,7 +53,7 @@ def carried_posteriors(folder: Path, manifest: Manifest, variant: str, progress:
 def events_by_keyword(data: FolderPosteriors, labels: list[str], config: PostprocessConfig, manifest: Manifest
                       ) -> dict[str, int]:
     """Events per keyword under `config` (every keyword listed, zeros included), over every stream of `data`."""
-    det = _detector(labels, config, data, manifest.frontend)
+    det = folder_detector(labels, config, data, manifest.frontend)
     counts = {k: 0 for k in keyword_labels(labels)}
     for units in data.units:
         for event in fast_detect(window_sums(units, config.window), det) if len(units) else []:

@@ -102,7 +102,9 @@ def tflite_posteriors(manifest: Manifest, variant: str) -> Posteriors:
     return run
 
 
-def _detector(labels: list[str], config: PostprocessConfig, data: FolderPosteriors, fe: FrontendConfig) -> Detector:
+def folder_detector(labels: list[str], config: PostprocessConfig, data: FolderPosteriors,
+                    fe: FrontendConfig) -> Detector:
+    """The runtime's detector in the units of `data`'s posteriors (also `export.falsealarms`)."""
     return Detector(labels, config, scale=data.scale, integer=data.integer, hop_s=fe.hop_ms / 1000,
                     window_s=fe.window_ms / 1000)
 
@@ -115,7 +117,7 @@ def at_threshold(base: PostprocessConfig, threshold: float) -> PostprocessConfig
 def count_events(data: FolderPosteriors, labels: list[str], config: PostprocessConfig, fe: FrontendConfig,
                  keyword: str | None = None) -> list[int]:
     """Events per file (of `keyword` only, if given) under `config`."""
-    det = _detector(labels, config, data, fe)
+    det = folder_detector(labels, config, data, fe)
     out = []
     for u in data.units:
         events = fast_detect(window_sums(u, config.window), det) if len(u) else []
