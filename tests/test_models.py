@@ -3,6 +3,8 @@ mechanics (gradient clipping, truncated BPTT state carry), checkpoints and deter
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -421,3 +423,98 @@ def test_train_epoch_feeds_the_frequency_warped_features(monkeypatch: pytest.Mon
         first = torch.from_numpy(v.features[:, :T])
         assert torch.allclose(seen[0], expect(first), atol=1e-4)
     assert not torch.allclose(seen[0], torch.from_numpy(v.features[:, :T]))  # the warp did change the input
+
+
+@pytest.mark.parametrize("cell", [Cell.GRU, Cell.LSTM, Cell.JORDAN])
+def test_dropout_acts_only_while_training(cell: Cell) -> None:
+    """`TrainConfig.dropout`: the sequence form drops inputs and outputs of the recurrent layers in training mode
+    only; in eval mode (what evaluation, `step` and the export see) the model is exactly the one without it."""
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(cell=cell, proj=16, hidden=24))
+    x = torch.rand(2, 30, 40) * 25
+    with torch.no_grad():
+        m.eval()
+        plain, _ = m(x)
+        m.dropout = 0.3
+        assert torch.equal(m(x)[0], plain)  # eval mode: nothing dropped
+        m.train()
+        torch.manual_seed(1)
+        a, _ = m(x)
+        torch.manual_seed(2)
+        b, _ = m(x)
+        torch.manual_seed(1)
+        again, _ = m(x)
+    assert not torch.allclose(a, plain) and not torch.allclose(a, b)  # training mode: random units dropped
+    assert torch.equal(a, again)  # ... drawn from torch's generator, so a seeded run repeats
+    m.dropout = 0.0
+    with torch.no_grad():
+        assert torch.equal(m(x)[0], plain)  # rate 0: training mode is the plain model too
+
+
+def test_dropout_reaches_the_model_and_is_checked(sc_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`--dropout P` becomes `TrainConfig.dropout` and the model's rate during training; outside [0, 1): one line, exit 2."""
+    import train.cli as cli
+    import train.trainer as trainer
+
+    rates = []
+    real_epoch = trainer.train_epoch
+
+    def spy(model, *args, **kwargs):
+        rates.append(model.dropout)
+        return real_epoch(model, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_epoch", spy)
+    data = tmp_path / "data"  # a few real clips of two words, 6 to train on and 2 to validate: enough for one epoch
+    listed = {*(sc_dir / "validation_list.txt").read_text().split(), *(sc_dir / "testing_list.txt").read_text().split()}
+    validation = []
+    for word in ("yes", "no"):
+        (data / word).mkdir(parents=True)
+        clips = [c for c in sorted((sc_dir / word).glob("*.wav")) if f"{word}/{c.name}" not in listed][:8]
+        for clip in clips:
+            shutil.copy(clip, data / word / clip.name)
+        validation += [f"{word}/{c.name}" for c in clips[6:]]
+    (data / "validation_list.txt").write_text("\n".join(validation) + "\n")
+    (data / "testing_list.txt").write_text("")
+    run = tmp_path / "run"
+    assert cli.main(["train", "--recipe", "folder", "--data", str(data), "--epochs", "1", "--views", "1",
+                     "--dropout", "0.25", "--out", str(run), "--quiet"]) == 0
+    assert rates and set(rates) == {0.25}
+    assert load_run(run).meta["train_config"]["dropout"] == 0.25  # recorded in the run
+    for bad in ("1", "-0.1"):
+        assert cli.main(["train", "--recipe", "folder", "--data", str(data), "--dropout", bad,
+                         "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+        assert "--dropout must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_label_frames_flag_sets_the_keyword_target_span(sc_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`--label-frames PRE,POST` reaches `StreamConfig`, and a keyword clip's target then spans exactly PRE + POST
+    frames around the word's end; malformed or out-of-range values: one line, exit 2, no run folder."""
+    import train.cli as cli
+    import train.trainer as trainer
+    from edge.audio import load_wav
+    from edge.frontend import FrontendConfig
+    from train.streams import build_episode
+
+    seen = []
+    monkeypatch.setattr(cli, "resolve_data", lambda args: ("folder", [tmp_path], ("yes",)))
+    metrics = {"size": {"params": 0, "macs_per_frame": 0}, "train_seconds": 0}
+    monkeypatch.setattr(trainer, "train", lambda cfg, out, progress=True: seen.append(cfg) or metrics)
+    for extra in ([], ["--label-frames", "10,55"]):
+        assert cli.main(["train", "--recipe", "folder", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                         "--force", *extra]) == 0
+    assert [(c.stream.pre_frames, c.stream.post_frames) for c in seen] == [(20, 25), (10, 55)]
+    pcm = load_wav(sorted((sc_dir / "yes").glob("*.wav"))[0], 16000)
+    for cfg in (c.stream for c in seen):
+        cfg = replace(cfg, speed=(1.0, 1.0), noise_prob=0.0)
+        ep = build_episode([(pcm, 1)], [], {"_silence_": 0, "yes": 1}, cfg, FrontendConfig(), np.random.default_rng(0))
+        assert int(np.sum(ep.labels == 1)) == cfg.pre_frames + cfg.post_frames
+    for bad, says in (("20", "two whole numbers PRE,POST"), ("20,0", "0-100 frames before"), ("101,5", "0-100")):
+        assert cli.main(["train", "--recipe", "folder", "--data", str(tmp_path), "--label-frames", bad,
+                         "--out", str(tmp_path / "bad")]) == 2
+        assert says in capsys.readouterr().err
+    assert len(seen) == 2 and not (tmp_path / "bad").exists()

@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--spec-augment", default=None, metavar="FRAMES,CHANNELS",
                    help="SpecAugment: the longest span of frames and of filterbank channels masked in each 1-s training "
                         f"chunk (default {defaults.spec_time_mask},{defaults.spec_freq_mask}; 0,0 = off)")
+    t.add_argument("--label-frames", default=None, metavar="PRE,POST",
+                   help="frame targets: a word's label starts PRE frames before the end of the word and lasts POST "
+                        f"frames after it (default {defaults.stream.pre_frames},{defaults.stream.post_frames})")
     t.add_argument("--warp", default="1,1", metavar="LO,HI",
                    help="frequency warp of the features (vocal-tract length perturbation): a factor per stream row "
                         "and epoch, log-uniform in [LO, HI], e.g. 0.85,1.18 (default 1,1: off)")
@@ -237,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"keep an exponential moving average of the weights, this decay per step, and evaluate, choose "
                         f"and save it (default {WAKE_EMA_DECAY} for a synthetic wake word, {defaults.ema_decay:g} = off "
                         "otherwise)")
+    t.add_argument("--dropout", type=float, default=defaults.dropout,
+                   help="dropout on the recurrent layers' input and output while training (default %(default)g = off)")
     t.add_argument("--select", default=None, choices=[s.value for s in Selection],
                    help=f"what picks the epoch: validation clip accuracy, or wake-word recall at false-alarm budgets on "
                         f"running speech from held-out validation speech (default {WAKE_SELECTION.value} for a "
@@ -598,6 +603,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--bandlimit must be between 0 and 1")
     warp = parse_warp(args.warp)
     spec_time, spec_freq = parse_spec_augment(args.spec_augment)
+    pre_frames, post_frames = parse_label_frames(args.label_frames)
     if args.hard_negatives < 0 or args.mine_epochs < 1:
         raise UserError("--hard-negatives must be >= 0 and --mine-epochs >= 1")
     if args.hard_negatives and not negative_roots(args, roots):
@@ -616,6 +622,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ema_decay = (WAKE_EMA_DECAY if wake_word else 0.0) if args.ema_decay is None else args.ema_decay
     if not 0.0 <= ema_decay < 1.0:
         raise UserError("--ema-decay must be in [0, 1)")
+    if not 0.0 <= args.dropout < 1.0:
+        raise UserError("--dropout must be in [0, 1)")
     selection = (WAKE_SELECTION if wake_word else Selection.CLIP_ACCURACY) if args.select is None else Selection(args.select)
     post = TrainConfig().postprocess
     window = (WAKE_WINDOW if wake_word else post.window) if args.window is None else args.window
@@ -637,12 +645,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                       patience=schedule.patience, seed=args.seed, threads=args.threads,
                       unknown_per_view=unknown_cap, heldout_data=heldout, negative_data=tuple(negatives),
                       init_from=str(init_from or ""), teacher=str(args.teacher or ""), distil_weight=args.distil_weight,
-                      ema_decay=ema_decay, selection=selection, babble_share=args.babble, warp=warp,
+                      ema_decay=ema_decay, dropout=args.dropout, selection=selection, babble_share=args.babble, warp=warp,
                       spec_time_mask=spec_time, spec_freq_mask=spec_freq,
                       hard_negatives=args.hard_negatives, mine_epochs=args.mine_epochs,
                       loop_penalty=loop_penalty, loop_gain_bound=args.loop_gain_bound,
                       postprocess=replace(post, window=window),
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
+                                          pre_frames=pre_frames, post_frames=post_frames,
                                           reverb_prob=acoustics, colour_prob=acoustics, bandlimit_prob=args.bandlimit,
                                           unknown_whole_word=synthetic if args.unknown_whole_word is None else args.unknown_whole_word,
                                           tight_prob=running_speech))
@@ -673,6 +682,23 @@ def parse_spec_augment(value: str | None) -> tuple[int, int]:
     if not (0 <= frames <= chunk and 0 <= chans <= channels):
         raise UserError(f"--spec-augment must be 0-{chunk} frames and 0-{channels} channels, got {value!r}")
     return frames, chans
+
+
+def parse_label_frames(value: str | None) -> tuple[int, int]:
+    """`--label-frames PRE,POST`: 0 <= PRE <= 100 and 1 <= POST <= 100 frames (a training chunk); None:
+    `StreamConfig`'s defaults."""
+    from train.streams import StreamConfig
+
+    if value is None:
+        return StreamConfig.pre_frames, StreamConfig.post_frames
+    try:
+        pre, post = (int(v) for v in value.split(","))
+    except ValueError:
+        raise UserError(f"--label-frames must be two whole numbers PRE,POST, got {value!r}") from None
+    chunk = StreamConfig.chunk_frames
+    if not (0 <= pre <= chunk and 1 <= post <= chunk):
+        raise UserError(f"--label-frames must be 0-{chunk} frames before the word's end and 1-{chunk} after, got {value!r}")
+    return pre, post
 
 
 def parse_warp(value: str) -> tuple[float, float]:

@@ -289,6 +289,10 @@ class TrainConfig:
     #: decay per optimizer step (0 = off, the trained weights themselves). Measured on the synthetic "jarvis"
     #: recipe (README): 0.998 (~1.5 epochs) steadies what the high-lr epochs learn and lifts recall on real voices.
     ema_decay: float = 0.0
+    #: dropout on the recurrent layers' input (after the projection) and on their output (before the head; a Jordan
+    #: network, whose output is fed back, only on its input) while training only; 0 = off. Evaluation, `step` and
+    #: the export never drop anything.
+    dropout: float = 0.0
     #: hard-negative mining (`train.mining`): after the epochs above, this many moments of real negative speech
     #: where the chosen model fires most become `_unknown_` clips (`mine_repeats` copies each) for `mine_epochs`
     #: more epochs at `mine_lr` x the peak learning rate, from the chosen weights; 0 = off

@@ -73,6 +73,9 @@ class RecurrentKWS(nn.Module):
                     nn.init.orthogonal_(param)
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(config.hidden * directions, config.num_classes)
+        #: training-time dropout rate (`TrainConfig.dropout`, set by the trainer) on the recurrent layers' input and
+        #: output in `forward` while in training mode; `step` and evaluation never drop
+        self.dropout = 0.0
 
     # ----------------------------------------------------------------- shared pieces
     def initial_state(self, batch: int = 1) -> State:
@@ -91,7 +94,7 @@ class RecurrentKWS(nn.Module):
     def forward(self, features: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         if state is None:
             state = self.initial_state(features.shape[0])
-        x = self._prepare(features)
+        x = self._drop(self._prepare(features))
         if self.config.cell is Cell.JORDAN:
             logits, new_jordan_state, _ = self._jordan_forward(x, state[0][0])
             return logits, new_jordan_state
@@ -101,7 +104,10 @@ class RecurrentKWS(nn.Module):
         else:
             y, h = self.rnn(x, state[0])
             new_state = (h,)
-        return self.head(y), new_state
+        return self.head(self._drop(y)), new_state
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.dropout(x, self.dropout, training=True) if self.training and self.dropout > 0 else x
 
     def _jordan_forward(self, x: torch.Tensor, y: torch.Tensor,
                         probe: torch.Generator | None = None) -> tuple[torch.Tensor, State, torch.Tensor | None]:

@@ -617,6 +617,7 @@ def train(cfg: TrainConfig, out_dir: Path, progress: bool = True, dataset: Datas
     mcfg = replace(cfg.model, num_classes=len(labels), input_dim=cfg.frontend.num_channels)
     cfg = replace(cfg, model=mcfg)
     model = build_model(mcfg)
+    model.dropout = cfg.dropout
     index = {l: i for i, l in enumerate(labels)}
     views = ViewCache(
         lambda k, show: build_view(view_clips(prep.train, labels, cfg.unknown_per_view, cfg.seed * 1000 + k, prep.sentences),
