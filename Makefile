@@ -23,8 +23,9 @@ PROJ ?=
 # empty: the recipe's training default (synthetic: 8 for one keyword, 30 for several; else the size's, 140 mcu, 64 pi)
 EPOCHS ?=
 # Speech Commands recipe: N synthetic running-speech sentences as training-only _unknown_ data (`--synth-sentences`;
-# empty: the recipe's default, none). SENTENCES=1000 cut false alarms on real conversation ~10x, at ~3 pp of the
-# standard figure and ~40 % more training time per epoch (README, "Running speech in training")
+# empty: the recipe's default, none). SENTENCES=1000 cut false alarms on real conversation 6-10x, at 1.8-3.1 pp of the
+# standard figure and ~40 % more training time per epoch (README, "Running speech in training"; with EPOCHS=110 for
+# the 30-minute budget)
 SENTENCES ?=
 # training seed(s): one (default 0), or several, e.g. SEEDS="0 1 2": one run per seed ($(RUN)-s<seed>), merged into
 # $(RUN) by `python -m train merge` (their logits averaged: a Raspberry Pi model, no firmware sources)

@@ -446,6 +446,15 @@ def test_dropout_acts_only_while_training(cell: Cell) -> None:
         again, _ = m(x)
     assert not torch.allclose(a, plain) and not torch.allclose(a, b)  # training mode: random units dropped
     assert torch.equal(a, again)  # ... drawn from torch's generator, so a seeded run repeats
+    if cell is Cell.JORDAN:  # trained with its loop penalty through `forward_with_loop_gain`: dropped there too
+        state = m.initial_state(2)
+        with torch.no_grad():
+            torch.manual_seed(1)
+            looped = m.forward_with_loop_gain(x, state, torch.Generator().manual_seed(0))[0]
+            m.eval()
+            looped_eval = m.forward_with_loop_gain(x, state, torch.Generator().manual_seed(0))[0]
+            m.train()
+        assert not torch.allclose(looped, plain) and torch.allclose(looped_eval, plain, atol=STEP_TOLERANCE)
     m.dropout = 0.0
     with torch.no_grad():
         assert torch.equal(m(x)[0], plain)  # rate 0: training mode is the plain model too

@@ -74,7 +74,8 @@ class RecurrentKWS(nn.Module):
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(config.hidden * directions, config.num_classes)
         #: training-time dropout rate (`TrainConfig.dropout`, set by the trainer) on the recurrent layers' input and
-        #: output in `forward` while in training mode; `step` and evaluation never drop
+        #: output in the sequence forms (`forward`, `forward_with_loop_gain`) while in training mode; `step` and
+        #: evaluation never drop
         self.dropout = 0.0
 
     # ----------------------------------------------------------------- shared pieces
@@ -107,7 +108,7 @@ class RecurrentKWS(nn.Module):
         return self.head(self._drop(y)), new_state
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.dropout(x, self.dropout, training=True) if self.training and self.dropout > 0 else x
+        return nn.functional.dropout(x, self.dropout, self.training) if self.dropout > 0 else x
 
     def _jordan_forward(self, x: torch.Tensor, y: torch.Tensor,
                         probe: torch.Generator | None = None) -> tuple[torch.Tensor, State, torch.Tensor | None]:
@@ -149,7 +150,7 @@ class RecurrentKWS(nn.Module):
         a small difference in the fed-back posterior (int8 rounding) from frame to frame."""
         if self.config.cell is not Cell.JORDAN:
             raise ValueError("the loop gain is a Jordan network's")
-        logits, new_state, gains = self._jordan_forward(self._prepare(features), state[0][0], probe)
+        logits, new_state, gains = self._jordan_forward(self._drop(self._prepare(features)), state[0][0], probe)
         assert gains is not None
         return logits, new_state, gains
 
