@@ -379,6 +379,9 @@ def test_existing_run_folder_needs_force(tmp_path: Path) -> None:
     _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--bandlimit", "-0.1", "--out", str(out),
                          "--force"), "--bandlimit must be between 0 and 1")
     assert (out / "keep.txt").read_text() == "user file"
+    _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), "--weak-ending", "1.5", "--out",
+                         str(out), "--force"), "--weak-ending must be between 0 and 1")
+    assert (out / "keep.txt").read_text() == "user file"
     for flags, says in ((("--teacher", str(tmp_path / "nothing")), "is not a run folder"),
                         (("--distil-weight", "1.5"), "--distil-weight must be between 0 and 1")):
         _one_line_error(_run("train", "--recipe", "folder", "--data", str(tmp_path), *flags, "--out", str(out),

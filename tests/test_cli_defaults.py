@@ -25,14 +25,15 @@ def test_train_cli_defaults_are_the_train_config_defaults() -> None:
               "warp": parse_warp(args.warp), "model.size": args.size, "model.feedback_levels": args.feedback_levels,
               "model.bidirectional": args.bidirectional, "stream.objective": args.objective,
               "stream.snr_db": tuple(float(v) for v in args.snr_db.split(",")),
-              "stream.bandlimit_prob": args.bandlimit, "spec": parse_spec_augment(args.spec_augment)}
+              "stream.bandlimit_prob": args.bandlimit, "stream.weak_end_prob": args.weak_ending,
+              "spec": parse_spec_augment(args.spec_augment)}
     expected = {"seed": cfg.seed, "fresh_view_every": cfg.fresh_view_every,
                 "threads": cfg.threads, "oversample": cfg.oversample, "model.cell": cfg.model.cell.value,
                 "loop_gain_bound": cfg.loop_gain_bound, "babble_share": cfg.babble_share,
                 "warp": cfg.warp, "model.size": cfg.model.size.value, "model.feedback_levels": cfg.model.feedback_levels,
                 "model.bidirectional": cfg.model.bidirectional, "stream.objective": cfg.stream.objective.value,
                 "stream.snr_db": tuple(cfg.stream.snr_db), "stream.bandlimit_prob": cfg.stream.bandlimit_prob,
-                "spec": (cfg.spec_time_mask, cfg.spec_freq_mask)}
+                "stream.weak_end_prob": cfg.stream.weak_end_prob, "spec": (cfg.spec_time_mask, cfg.spec_freq_mask)}
     assert parsed == expected
     # options left unset (None) are resolved in `cmd_train`: from --size, the cell, the recipe
     assert args.hidden is args.layers is args.proj is args.epochs is args.lr is args.loop_penalty is None

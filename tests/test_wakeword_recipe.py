@@ -14,7 +14,7 @@ from conftest import need
 from edge.datasets import SILENCE, UNKNOWN, Recipe, load_dataset
 from edge.errors import UserError
 from train import synth, voices
-from train.streams import StreamConfig, acoustics, band_limit, channel_colouring, room_response
+from train.streams import StreamConfig, acoustics, band_limit, channel_colouring, room_response, weaken_ending
 from train.synth.render import speak
 from train.trainer import view_clips
 from train.wordlist import COMMON_WORDS, close_negatives, fragments
@@ -460,6 +460,49 @@ def test_band_limited_episodes_lose_their_high_band_and_off_draws_nothing() -> N
     r1, r2 = np.random.default_rng(6), np.random.default_rng(6)
     build_episode([(word, 1)], noise, index, StreamConfig(), fe, r1)
     build_episode([(word, 1)], noise, index, StreamConfig(bandlimit_prob=0.0, bandlimit_hz=(9.0, 9.0)), fe, r2)
+    assert r1.random() == r2.random()
+
+
+def test_weaken_ending_fades_the_last_share_of_the_word_and_holds_the_depth() -> None:
+    x = np.full(1000, 2.0)
+    y = weaken_ending(x, 100, 900, 0.5, 20.0)
+    assert np.array_equal(y[:500], x[:500])  # untouched before the last half of [100, 900)
+    db = 20 * np.log10(y / x)
+    assert np.all(np.diff(db[500:900]) < 0) and db[899] == pytest.approx(-20.0 * 399 / 400)  # linear in dB
+    assert np.allclose(db[900:], -20.0)  # held after the word's end
+
+
+def test_weak_ending_touches_keyword_clips_only_keeps_the_labels_and_off_draws_nothing() -> None:
+    from edge.frontend import FrontendConfig
+    from train.streams import build_episode
+
+    fe = FrontendConfig()
+    word = np.random.default_rng(2).normal(0, 3000, 8000).astype(np.int16)
+    index = {SILENCE: 0, UNKNOWN: 1, "jarvis": 2}
+    cfg = StreamConfig(weak_end_db=(20.0, 20.0), weak_end_span=(0.5, 0.5), noise_prob=0.0, speed=(1.0, 1.0))
+
+    def episode(label: int, prob: float):
+        return build_episode([(word, label)], [], index, replace(cfg, weak_end_prob=prob), fe,
+                             np.random.default_rng(4))
+
+    plain, weak = episode(2, 0.0), episode(2, 1.0)
+    assert np.array_equal(plain.labels, weak.labels)  # the targets keep the word's true end
+    # the same episode but for the fade: the sample ratio is the gain curve (where the plain sample is large
+    # enough that int16 rounding stays below 0.05 dB, |x| > 2000 before and ~200 after the 20 dB fade)
+    speech = np.flatnonzero(plain.pcm)
+    big = speech[np.abs(plain.pcm[speech].astype(np.float64)) > 2000]
+    db = 20 * np.log10(weak.pcm[big].astype(np.float64) / plain.pcm[big])
+    half = len(speech) // 2
+    first, last = big < speech[half - len(speech) // 20], big > speech[-len(speech) // 100]
+    assert np.max(np.abs(db[first])) < 0.05  # the first half of the word: its level unchanged
+    assert np.median(db[last]) == pytest.approx(-20.0, abs=0.5)  # the last 1 %: the full depth
+    assert np.all(np.diff(db) < 0.1)  # fading only: never louder again (0.1 dB for the rounding)
+    # an `_unknown_` clip is not a keyword: never faded, and no draw is made for it
+    assert np.array_equal(episode(1, 1.0).pcm, episode(1, 0.0).pcm)
+    # off (the default): no random draw, so recipes without it see the same streams as before
+    r1, r2 = np.random.default_rng(6), np.random.default_rng(6)
+    build_episode([(word, 2)], [], index, StreamConfig(), fe, r1)
+    build_episode([(word, 2)], [], index, StreamConfig(weak_end_prob=0.0, weak_end_db=(99.0, 99.0)), fe, r2)
     assert r1.random() == r2.random()
 
 

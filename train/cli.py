@@ -141,7 +141,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from train.config import LR_BATCH, Cell, ModelSize, TrainConfig
-    from train.streams import Objective
+    from train.streams import Objective, StreamConfig
 
     # Every default below is the dataclass default it stands for (tests/test_cli_defaults.py).
     defaults = TrainConfig()
@@ -218,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bandlimit", type=float, default=0.0, metavar="SHARE",
                    help="share of training episodes low-passed as a band-limited channel (phone, Bluetooth), at a "
                         "cut-off drawn from 2.5-7 kHz (default 0: off; measured: helps 'jarvis', hurts 'happy')")
+    t.add_argument("--weak-ending", type=float, default=StreamConfig.weak_end_prob, metavar="SHARE",
+                   help="share of keyword clips whose last 25-50 %% of speech fades down by 6-24 dB (a soft final "
+                        f"sound, as in many real recordings; labels keep the word's end; default "
+                        f"{StreamConfig.weak_end_prob:g}: off)")
     t.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives, metavar="N",
                    help="hard-negative mining: after training, the N moments of real negative speech (the training split "
                         "of --negative-data) where the model fires most are trained on as _unknown_ for --mine-epochs "
@@ -601,6 +605,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--babble must be in [0, 1)")
     if not 0.0 <= args.bandlimit <= 1.0:
         raise UserError("--bandlimit must be between 0 and 1")
+    if not 0.0 <= args.weak_ending <= 1.0:
+        raise UserError("--weak-ending must be between 0 and 1")
     warp = parse_warp(args.warp)
     spec_time, spec_freq = parse_spec_augment(args.spec_augment)
     pre_frames, post_frames = parse_label_frames(args.label_frames)
@@ -653,6 +659,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       stream=StreamConfig(objective=Objective(args.objective), snr_db=(lo, hi),
                                           pre_frames=pre_frames, post_frames=post_frames,
                                           reverb_prob=acoustics, colour_prob=acoustics, bandlimit_prob=args.bandlimit,
+                                          weak_end_prob=args.weak_ending,
                                           unknown_whole_word=synthetic if args.unknown_whole_word is None else args.unknown_whole_word,
                                           tight_prob=running_speech))
     metrics = train(cfg, args.out, progress=not args.quiet)
